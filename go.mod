@@ -1,0 +1,3 @@
+module smtpd
+
+go 1.22

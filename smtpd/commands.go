@@ -1,0 +1,133 @@
+package smtpd
+
+import "strings"
+
+// commands maps each verb of the state table to its handler. A handler
+// reports whether the command succeeded; the state table then decides the
+// next state. Handlers never check the session's state themselves.
+var commands map[string]func(c *conn, arg string) bool
+
+func init() {
+	// Set in init, not in the declaration: help reads the state table,
+	// and the table's users read commands.
+	commands = map[string]func(c *conn, arg string) bool{
+		"HELO": (*conn).helo,
+		"EHLO": (*conn).ehlo,
+		"MAIL": (*conn).mail,
+		"RCPT": (*conn).rcpt,
+		"DATA": (*conn).data,
+		"RSET": (*conn).rset,
+		"NOOP": (*conn).noop,
+		"QUIT": (*conn).quit,
+		"VRFY": (*conn).vrfy,
+		"EXPN": (*conn).expn,
+		"HELP": (*conn).help,
+	}
+}
+
+// rset aborts the transaction (RFC 5321 4.1.1.5).
+func (c *conn) rset(arg string) bool {
+	if arg != "" {
+		c.reply(replyNoArgument) // RFC 5321 4.3.2
+		return false
+	}
+	c.env = nil
+	c.reply(replyOK)
+	return true
+}
+
+// noop does nothing; its argument is ignored (RFC 5321 4.1.1.9).
+func (c *conn) noop(string) bool {
+	c.reply(replyOK)
+	return true
+}
+
+// quit says goodbye and ends the session (RFC 5321 4.1.1.10); a transaction
+// in progress is aborted.
+func (c *conn) quit(arg string) bool {
+	if arg != "" {
+		c.reply(replyNoArgument)
+		return false
+	}
+	c.env = nil
+	c.replyAndClose(&Reply{Code: 221, Enhanced: "2.0.0", Text: c.srv.hostname() + " Service closing transmission channel"})
+	return true
+}
+
+var (
+	replyNeedArgument = &Reply{Code: 501, Enhanced: "5.5.4", Text: "Syntax error: argument required"}
+	replyNoSuchList   = &Reply{Code: 550, Enhanced: "5.1.1", Text: "Mailing list not found"}
+	replyNoHelpTopic  = &Reply{Code: 504, Enhanced: "5.5.4", Text: "HELP topic not known"}
+)
+
+// vrfy asks whether a mailbox exists (RFC 5321 3.5.1). Without Server.Verify
+// the answer is 252: neither yes nor no (RFC 5321 7.3).
+func (c *conn) vrfy(arg string) bool {
+	if arg == "" {
+		c.reply(replyNeedArgument)
+		return false
+	}
+	if c.srv.Verify == nil {
+		c.reply(replyCannotVerify)
+		return true
+	}
+	err := c.call("Verify", func() error { return c.srv.Verify(c.ctx, c.newEnvelope(), arg) })
+	if err != nil {
+		c.reply(c.replyFor("Verify", err))
+		return true
+	}
+	c.reply(replyCannotVerify)
+	return true
+}
+
+// expn asks for a mailing list's members (RFC 5321 3.5.2); without
+// Server.Expand it is not implemented (502, RFC 5321 4.2.4).
+func (c *conn) expn(arg string) bool {
+	if c.srv.Expand == nil {
+		c.reply(replyNotImplemented)
+		return false
+	}
+	if arg == "" {
+		c.reply(replyNeedArgument)
+		return false
+	}
+	var members []string
+	err := c.call("Expand", func() (err error) {
+		members, err = c.srv.Expand(c.ctx, c.newEnvelope(), arg)
+		return err
+	})
+	switch {
+	case err != nil:
+		c.reply(c.replyFor("Expand", err))
+	case len(members) == 0:
+		c.reply(replyNoSuchList)
+	default:
+		c.replyLines(250, "2.1.5", c.esmtp, members)
+	}
+	return true
+}
+
+// help lists the commands (RFC 5321 4.1.1.8), or, given a command, says what
+// it does and where RFC 5321 defines it, from the state table.
+func (c *conn) help(arg string) bool {
+	if arg == "" {
+		c.replyLines(214, "2.0.0", c.esmtp, []string{
+			"Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY EXPN HELP",
+			"For more: HELP <command>; the protocol is RFC 5321",
+		})
+		return true
+	}
+	verb := strings.ToUpper(arg)
+	var lines []string
+	for _, r := range stateTable {
+		if r.verb == verb {
+			lines = append(lines, verb+": "+r.note+" (RFC 5321 "+r.rfc+")")
+		}
+	}
+	if lines == nil {
+		c.reply(replyNoHelpTopic)
+		return true
+	}
+	c.replyLines(214, "2.0.0", c.esmtp, lines)
+	return true
+}

@@ -1,0 +1,495 @@
+package smtpd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// conn is one SMTP session: its connection, buffers, state and the current
+// mail transaction. All fields but those under mu belong to the session's
+// goroutine.
+type conn struct {
+	srv    *Server
+	rwc    net.Conn
+	ctx    context.Context // cancelled when the session ends
+	cancel context.CancelFunc
+	log    *slog.Logger // nil when the server does not log
+
+	in  connReader // rwc as the buffered reader sees it
+	br  *bufio.Reader
+	bw  *bufio.Writer
+	out []byte // scratch space for formatting a reply
+
+	state  state
+	esmtp  bool      // the client greeted with EHLO: send enhanced codes (RFC 2034)
+	greeting string  // the HELO or EHLO argument
+	env    *Envelope // the mail transaction, nil outside one
+	errors int       // syntax and sequence errors so far (Server.MaxErrors)
+	dr     dataReader
+	msg    messageReader
+
+	// mu guards idle and closed, which Shutdown reads from its goroutine.
+	mu sync.Mutex
+	// idle: the session is blocked reading a command and has written all
+	// its replies, so Shutdown may answer 421 for it.
+	idle bool
+	// closed: Shutdown sent 421 and closed rwc.
+	closed bool
+}
+
+// errShutdown ends a session that was about to wait for a command while the
+// server shuts down.
+var errShutdown = errors.New("smtpd: server shutting down")
+
+// Buffers are reused across connections: a server that takes one message per
+// connection would otherwise allocate them for each.
+var (
+	readerPool sync.Pool
+	writerPool sync.Pool
+)
+
+const bufferSize = 4096
+
+func (srv *Server) newConn(rwc net.Conn) *conn {
+	c := &conn{srv: srv, rwc: rwc}
+	c.in.c = c
+	size := max(bufferSize, orDefault(srv.MaxCommandLength, defaultMaxCommand))
+	if br, ok := readerPool.Get().(*bufio.Reader); ok && size == bufferSize {
+		br.Reset(&c.in)
+		c.br = br
+	} else {
+		c.br = bufio.NewReaderSize(&c.in, size)
+	}
+	if bw, ok := writerPool.Get().(*bufio.Writer); ok {
+		bw.Reset(rwc)
+		c.bw = bw
+	} else {
+		c.bw = bufio.NewWriterSize(rwc, bufferSize)
+	}
+	return c
+}
+
+// serve runs the session until QUIT, an error, or the server's end.
+func (c *conn) serve() {
+	srv := c.srv
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if srv.Logger != nil {
+		c.log = srv.Logger.With("remote", c.rwc.RemoteAddr().String())
+		c.log.Info("session started")
+	}
+	defer c.end()
+	defer func() {
+		// A bug of ours must cost one session, not the server.
+		if p := recover(); p != nil {
+			c.logError("session panicked", "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+
+	if !c.greet() {
+		return
+	}
+	for {
+		line, bad, err := c.readCommand()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if bad != nil {
+			c.reply(bad)
+		} else if quit := c.dispatch(line); quit {
+			return
+		}
+		if c.tooManyErrors() {
+			c.replyAndClose(replyTooManyErrors)
+			return
+		}
+	}
+}
+
+// greet calls the connection check and sends the greeting (RFC 5321 4.3.1):
+// 220 when the client may proceed, 554 when it is refused (3.1). It reports
+// whether the session goes on.
+func (c *conn) greet() bool {
+	srv := c.srv
+	c.state = stateConnected
+	greeting := &Reply{Code: 220, Text: "ESMTP " + orString(srv.Banner, "smtpd")}
+	if srv.CheckConnection != nil {
+		err := c.call("CheckConnection", func() error {
+			return srv.CheckConnection(c.ctx, c.rwc.RemoteAddr())
+		})
+		if err != nil {
+			c.state = stateRefused
+			greeting = &Reply{Code: 554, Text: "No SMTP service here"}
+			var r *Reply
+			if asReply(err, &r) {
+				greeting.Text = r.Text
+				if r.code() == 421 {
+					c.bw.Write(srv.greetingLine(r))
+					c.flush()
+					return false
+				}
+			}
+			c.logInfo("connection refused by CheckConnection")
+		}
+	}
+	c.bw.Write(srv.greetingLine(greeting))
+	return true
+}
+
+// readCommand reads one command line and returns it without its CRLF. A
+// line that breaks the rules is read to its CRLF and answered with bad, so
+// that the session stays in step with the client: RFC 5321 2.3.8 allows
+// only CRLF as a line end, so a bare CR or LF does not end the line, it
+// makes it invalid; and 4.5.3.1.4 limits the line's length.
+func (c *conn) readCommand() (line []byte, bad *Reply, err error) {
+	limit := orDefault(c.srv.MaxCommandLength, defaultMaxCommand)
+	timeout := orDefault(c.srv.CommandTimeout, defaultCommandTimeout)
+	if c.state == stateRefused {
+		timeout = min(timeout, refusedTimeout)
+	}
+	c.in.setDeadline(time.Now().Add(timeout), 0, true)
+
+	n := 0
+	prevCR := false // the previous piece of an overlong line ended in CR
+	for {
+		piece, err := c.br.ReadSlice('\n')
+		if err != nil && err != bufio.ErrBufferFull {
+			return nil, nil, err
+		}
+		n += len(piece)
+		if err == bufio.ErrBufferFull {
+			// Longer than the buffer, which is at least the limit.
+			if bytes.IndexByte(piece[:len(piece)-1], '\r') >= 0 && bad == nil {
+				bad = replyCommandBareEnd
+			}
+			bad = orReply(bad, replyCommandTooLong)
+			prevCR = piece[len(piece)-1] == '\r'
+			continue
+		}
+		end := len(piece) - 1 // the LF
+		if end > 0 && piece[end-1] == '\r' {
+			end--
+		} else if !(end == 0 && prevCR) {
+			// A bare LF: not the end of the line.
+			bad = orReply(bad, replyCommandBareEnd)
+			prevCR = false
+			continue
+		}
+		if bytes.IndexByte(piece[:end], '\r') >= 0 {
+			bad = orReply(bad, replyCommandBareEnd)
+		}
+		if n > limit {
+			bad = orReply(bad, replyCommandTooLong)
+		}
+		if bad != nil {
+			return nil, bad, nil
+		}
+		return piece[:end], nil, nil
+	}
+}
+
+func orReply(r, def *Reply) *Reply {
+	if r != nil {
+		return r
+	}
+	return def
+}
+
+func orString(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// readFailed ends a session whose command read failed: on a timeout the
+// client is told so (RFC 5321 4.5.3.2 allows the server to close), on
+// shutdown it gets 421 (3.8); on EOF or a network error there is no one to
+// tell.
+func (c *conn) readFailed(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errShutdown):
+		c.replyAndClose(replyShuttingDown)
+	case errors.Is(err, errClosedByShutdown):
+		// Shutdown has answered for the session.
+	case errors.As(err, &ne) && ne.Timeout():
+		c.logInfo("session timed out")
+		c.replyAndClose(replyTimeout)
+	case err == io.EOF:
+		// The client closed the connection without QUIT.
+	default:
+		c.logInfo("read failed", "error", err)
+	}
+}
+
+// dispatch runs one command line: the state table decides whether the
+// command is allowed now, the command's handler whether it succeeds. It
+// reports whether the session is over.
+func (c *conn) dispatch(line []byte) (quit bool) {
+	verb, arg := splitCommand(line)
+	if c.log != nil && c.log.Enabled(c.ctx, slog.LevelDebug) {
+		c.log.Debug("command", "verb", verb, "state", c.state.String())
+	}
+	rule, refusal := lookup(c.state, verb)
+	switch {
+	case refusal != nil:
+		c.reply(refusal)
+		return false
+	case rule.reply != nil:
+		c.reply(rule.reply)
+		return false
+	}
+	ok := commands[verb](c, arg)
+	if c.state == stateDone {
+		return true
+	}
+	if ok && rule.next != stay {
+		c.state = rule.next
+	}
+	return false
+}
+
+// splitCommand splits a command line into its verb, in upper case, and its
+// argument (RFC 5321 4.1.1: verbs are case-insensitive, the argument follows
+// one space). Trailing spaces are dropped, a leniency towards clients that
+// send "QUIT ". A verb that is not a known one is returned as "".
+func splitCommand(line []byte) (verb, arg string) {
+	line = bytes.TrimRight(line, " ")
+	v := line
+	if i := bytes.IndexByte(line, ' '); i >= 0 {
+		v, arg = line[:i], string(line[i+1:])
+	}
+	var upper [8]byte
+	if len(v) > len(upper) {
+		return "", arg
+	}
+	for i, b := range v {
+		if 'a' <= b && b <= 'z' {
+			b -= 'a' - 'A'
+		}
+		upper[i] = b
+	}
+	// Indexing a map with string(bytes) does not allocate; the stored key
+	// is returned so that verb is a constant string.
+	return verbNames[string(upper[:len(v)])], arg
+}
+
+// verbNames maps each verb the server knows, in the table or as not
+// implemented, to itself.
+var verbNames = func() map[string]string {
+	m := make(map[string]string)
+	for v := range knownVerbs {
+		m[v] = v
+	}
+	for v := range notImplemented {
+		m[v] = v
+	}
+	return m
+}()
+
+// stateDone is set by QUIT and by commands that end the session.
+const stateDone state = 254
+
+// reply queues a reply. It is sent when the server next waits for the
+// client (connReader.Read), so the replies to a pipelined group of commands
+// leave in one write (RFC 2920 3.2).
+func (c *conn) reply(r *Reply) {
+	if isProtocolError(r.code()) {
+		c.errors++
+	}
+	c.out = r.appendLine(c.out[:0], c.esmtp, ' ')
+	c.out = append(c.out, "\r\n"...)
+	c.bw.Write(c.out)
+}
+
+// replyLines queues a multiline reply (RFC 5321 4.2.1): every line but the
+// last has a hyphen after the code. esc says whether the lines carry an
+// enhanced code; the EHLO reply does not (RFC 2034 3).
+func (c *conn) replyLines(code int, enhanced string, esc bool, lines []string) {
+	for i, text := range lines {
+		sep := byte('-')
+		if i == len(lines)-1 {
+			sep = ' '
+		}
+		r := Reply{Code: code, Enhanced: enhanced, Text: text}
+		c.out = r.appendLine(c.out[:0], esc, sep)
+		c.out = append(c.out, "\r\n"...)
+		c.bw.Write(c.out)
+	}
+}
+
+// replyAndClose sends r now and ends the session.
+func (c *conn) replyAndClose(r *Reply) {
+	c.reply(r)
+	c.flush()
+	c.state = stateDone
+}
+
+// isProtocolError reports whether a reply code says the client broke the
+// protocol (syntax or sequence), as opposed to a refusal by policy.
+func isProtocolError(code int) bool {
+	return code >= 500 && code <= 504 || code == 555
+}
+
+func (c *conn) tooManyErrors() bool {
+	limit := orDefault(c.srv.MaxErrors, defaultMaxErrors)
+	if c.state == stateRefused {
+		limit = refusedCommandLimit
+	}
+	return limit > 0 && c.errors >= limit
+}
+
+// flush writes the queued replies, within CommandTimeout.
+func (c *conn) flush() error {
+	if c.bw.Buffered() == 0 {
+		return nil
+	}
+	c.rwc.SetWriteDeadline(time.Now().Add(orDefault(c.srv.CommandTimeout, defaultCommandTimeout)))
+	return c.bw.Flush()
+}
+
+// end closes the connection and returns the buffers.
+func (c *conn) end() {
+	c.flush()
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.rwc.Close()
+	c.cancel()
+	c.srv.trackConn(c, false)
+	c.logInfo("session ended")
+	if c.br.Size() == bufferSize {
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+	}
+	c.bw.Reset(nil)
+	writerPool.Put(c.bw)
+	c.br, c.bw = nil, nil
+}
+
+// closeIfIdle is Shutdown's part: a session blocked waiting for a command
+// gets "421 4.3.2" and its connection is closed. The session's goroutine
+// then finds the connection closed and ends.
+func (c *conn) closeIfIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.idle || c.closed {
+		return
+	}
+	c.closed = true
+	r := replyShuttingDown
+	b := r.appendLine(nil, c.esmtp, ' ')
+	c.rwc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.rwc.Write(append(b, "\r\n"...))
+	c.rwc.Close()
+}
+
+// call runs a user callback, turning a panic into an error so that one bad
+// callback costs a 451, not the server (as net/http recovers handlers).
+func (c *conn) call(name string, f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.logError("callback panicked", "callback", name, "panic", p, "stack", string(debug.Stack()))
+			err = replyInternal
+		}
+	}()
+	return f()
+}
+
+// replyFor turns a callback's error into the reply to send: a *Reply as it
+// is, anything else a fixed 451 with the error logged, never sent.
+func (c *conn) replyFor(name string, err error) *Reply {
+	var r *Reply
+	if asReply(err, &r) {
+		return r
+	}
+	c.logError("callback failed", "callback", name, "error", err)
+	return replyInternal
+}
+
+func (c *conn) logInfo(msg string, args ...any) {
+	if c.log != nil {
+		c.log.Info(msg, args...)
+	}
+}
+
+func (c *conn) logError(msg string, args ...any) {
+	if c.log != nil {
+		c.log.Error(msg, args...)
+	} else if c.srv.Logger != nil {
+		c.srv.Logger.Error(msg, args...)
+	}
+}
+
+// connReader is the connection as the session's bufio.Reader sees it. Each
+// time the reader needs bytes from the network it first sends the queued
+// replies (so pipelined replies leave together and a client is never kept
+// waiting), applies the read deadline, and, while waiting for a command,
+// marks the session idle for Shutdown.
+type connReader struct {
+	c        *conn
+	deadline time.Time     // the whole command line or message must arrive by then
+	perRead  time.Duration // and each read within this, when not zero
+	command  bool          // reading a command: the session is idle
+	set      time.Time     // the deadline last set on the connection
+}
+
+// setDeadline starts a read phase: everything by deadline, and each network
+// read within perRead when it is not zero.
+func (r *connReader) setDeadline(deadline time.Time, perRead time.Duration, command bool) {
+	r.deadline, r.perRead, r.command = deadline, perRead, command
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	c := r.c
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
+	d := r.deadline
+	if r.perRead > 0 {
+		if t := time.Now().Add(r.perRead); t.Before(d) {
+			d = t
+		}
+	}
+	if !d.Equal(r.set) {
+		c.rwc.SetReadDeadline(d)
+		r.set = d
+	}
+	if !r.command {
+		return c.rwc.Read(p)
+	}
+	if !c.setIdle(true) {
+		return 0, errShutdown
+	}
+	n, err := c.rwc.Read(p)
+	if !c.setIdle(false) {
+		return 0, errClosedByShutdown
+	}
+	return n, err
+}
+
+// errClosedByShutdown: Shutdown answered and closed the connection while the
+// session waited; nothing is left to send.
+var errClosedByShutdown = errors.New("smtpd: closed by shutdown")
+
+// setIdle marks the session idle or busy. Going idle fails when the server
+// is shutting down (the session then says 421 itself); going busy fails when
+// Shutdown closed the connection meanwhile.
+func (c *conn) setIdle(idle bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if idle && c.srv.shuttingDown() {
+		return false
+	}
+	c.idle = idle
+	return !c.closed
+}

@@ -1,0 +1,50 @@
+// Package smtpd is an SMTP server: it receives mail and hands each message,
+// with its envelope, to a Handler. It is written with the standard library
+// alone, to be read in full by whoever vendors it.
+//
+// It implements:
+//
+//	RFC 5321  Simple Mail Transfer Protocol (with its errata)
+//	RFC 1870  SMTP Service Extension for Message Size Declaration (SIZE)
+//	RFC 2034  SMTP Service Extension for Returning Enhanced Error Codes
+//	RFC 2920  SMTP Service Extension for Command Pipelining
+//	RFC 3463  Enhanced Mail System Status Codes
+//	RFC 3848  ESMTP and LMTP Transmission Types Registration (Received "with")
+//	RFC 6152  SMTP Service Extension for 8-bit MIME Transport (8BITMIME)
+//
+// # Serving
+//
+// A [Server]'s zero value is a mail sink that accepts and discards
+// everything. Its fields set the greeting, the callbacks of the protocol's
+// decision points, the limits and the timeouts; each field's documentation
+// gives its default. The lifecycle is net/http's: [Server.ListenAndServe] or
+// [Server.Serve] run until [Server.Shutdown] or [Server.Close] and then
+// return [ErrServerClosed].
+//
+//	srv := &smtpd.Server{
+//		Hostname: "mx.example.org",
+//		Handler: smtpd.HandlerFunc(func(ctx context.Context, env *smtpd.Envelope, msg io.Reader) error {
+//			return store(env, msg) // 250 only once this returned nil
+//		}),
+//	}
+//	log.Fatal(srv.ListenAndServe())
+//
+// # The protocol as data
+//
+// The session's state machine (RFC 5321 3.3 and 4.1.4) is a table in
+// state.go: which command is allowed in which state, and the state it leads
+// to. One function consults it; a command out of sequence gets 503.
+// STATE-TABLE.md in this directory is generated from the table.
+//
+// # What the server refuses
+//
+// Only CRLF ends a line (RFC 5321 2.3.8): a bare CR or LF never ends a
+// command line or the message data, and by default a message holding one is
+// refused after its end, which closes the door to SMTP smuggling. Lines,
+// paths, recipients and messages have the limits of RFC 5321 4.5.3; a client
+// that breaks one gets a reply and the session stays in step.
+//
+// Errors returned by callbacks become replies: a *[Reply] is sent as it is;
+// any other error is logged and answered "451 4.3.0", so internal detail
+// never reaches the client.
+package smtpd

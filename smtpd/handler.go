@@ -1,0 +1,108 @@
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/mail"
+)
+
+// A Handler delivers messages: it is called once per message, after the
+// client sent the final "." of DATA (RFC 5321 4.1.1.4).
+//
+// ServeSMTP reads the message from msg: the Received trace field the server
+// prepends (unless [Server.DisableReceived] is set) followed by the message
+// exactly as the client sent it, with CRLF line ends and dot-stuffing undone.
+// The reader streams from the connection; the message is never held in memory
+// by the server.
+//
+// The server answers 250 only after ServeSMTP returned nil: returning nil
+// means the message is now the handler's responsibility (RFC 5321 4.2.5).
+// A *[Reply] error is sent to the client as it is; any other error is logged
+// and answered "451 4.3.0". If msg returned an error other than io.EOF
+// (the message broke a limit, held a bare line end, or the connection
+// failed), the message is refused with that error whatever ServeSMTP
+// returns, so a handler should stop and return the error it got. The
+// server reads and discards whatever the handler leaves unread.
+//
+// ctx is cancelled when the connection ends, and
+// [Server.DeliveryTimeout] after the final "." of the message. env is the
+// handler's to keep; the server never changes it afterwards.
+type Handler interface {
+	ServeSMTP(ctx context.Context, env *Envelope, msg io.Reader) error
+}
+
+// HandlerFunc adapts a function to a [Handler] (seed -deliver).
+type HandlerFunc func(ctx context.Context, env *Envelope, msg io.Reader) error
+
+// ServeSMTP calls f(ctx, env, msg).
+func (f HandlerFunc) ServeSMTP(ctx context.Context, env *Envelope, msg io.Reader) error {
+	return f(ctx, env, msg)
+}
+
+// MessageHandler returns a [Handler] that parses the message header with
+// net/mail and passes the parsed message, with its envelope, to f: the
+// counterpart of the seed's -deliverMIME, which lost the envelope. A message
+// whose header cannot be parsed is refused with "554 5.6.0". The body is
+// still streamed: msg.Body reads from the connection.
+func MessageHandler(f func(ctx context.Context, env *Envelope, msg *mail.Message) error) Handler {
+	return HandlerFunc(func(ctx context.Context, env *Envelope, r io.Reader) error {
+		m, err := mail.ReadMessage(r)
+		if err != nil {
+			var reply *Reply
+			if asReply(err, &reply) {
+				return reply // a limit or bare line end hit while reading the header
+			}
+			return &Reply{Code: 554, Enhanced: "5.6.0", Text: "Malformed message header"}
+		}
+		return f(ctx, env, m)
+	})
+}
+
+// Envelope is what the client said about a message (RFC 5321 2.3.1), with
+// what the server knows about the session it came in.
+//
+// Callbacks receive the envelope as it stands: [Server.CheckSender] sees the
+// reverse-path being checked and no recipients, [Server.CheckRecipient] sees
+// the recipients accepted so far. The server makes a new Envelope for each
+// transaction; a callback may keep the one it was given.
+type Envelope struct {
+	// ID identifies the message in the Received field, in logs and in the
+	// 250 reply; unique within the server's process.
+	ID string
+
+	// RemoteAddr and LocalAddr are the connection's addresses.
+	RemoteAddr net.Addr
+	LocalAddr  net.Addr
+
+	// Hello is the argument of the client's HELO or EHLO; ESMTP is true
+	// for EHLO.
+	Hello string
+	ESMTP bool
+
+	// TLS is the state of the connection's TLS layer, nil without TLS.
+	TLS *tls.ConnectionState
+
+	// ReversePath is the MAIL argument; IsNull for "<>" (a bounce,
+	// RFC 5321 4.5.5). MailParams are its ESMTP parameters (SIZE, BODY).
+	ReversePath Path
+	MailParams  Params
+
+	// Recipients are the accepted RCPT commands, in order.
+	Recipients []Recipient
+}
+
+// Recipient is one accepted RCPT command: a forward-path and its ESMTP
+// parameters.
+type Recipient struct {
+	ForwardPath Path
+	Params      Params
+}
+
+// discard is the Handler of a Server whose Handler is nil: it reads and
+// drops every message, as a mail sink does.
+var discard = HandlerFunc(func(_ context.Context, _ *Envelope, msg io.Reader) error {
+	_, err := io.Copy(io.Discard, msg)
+	return err
+})

@@ -1,0 +1,127 @@
+package smtpd
+
+import (
+	"strconv"
+	"strings"
+)
+
+// MAIL and RCPT: the envelope of a mail transaction (RFC 5321 3.3, 4.1.1.2,
+// 4.1.1.3).
+
+var (
+	replySenderOK    = &Reply{Code: 250, Enhanced: "2.1.0", Text: "Sender OK"}
+	replyRecipientOK = &Reply{Code: 250, Enhanced: "2.1.5", Text: "Recipient OK"}
+	// RFC 5321 4.1.1.11: a parameter the server does not know is 555.
+	replyUnknownParam = &Reply{Code: 555, Enhanced: "5.5.4", Text: "Unsupported parameter"}
+	replyBadParam     = &Reply{Code: 501, Enhanced: "5.5.4", Text: "Syntax error in parameters"}
+	replySizeTooBig   = &Reply{Code: 552, Enhanced: "5.3.4", Text: "Declared message size exceeds the maximum message size"}
+)
+
+// mail starts a transaction: MAIL FROM:<reverse-path> [parameters].
+func (c *conn) mail(arg string) bool {
+	path, params, err := parseMailArg(arg, c.pathLimits())
+	if err != nil {
+		c.reply(err.(*Reply))
+		return false
+	}
+	if r := c.checkMailParams(params); r != nil {
+		c.reply(r)
+		return false
+	}
+	env := c.newEnvelope()
+	env.ReversePath, env.MailParams = path, params
+	if c.srv.CheckSender != nil {
+		if err := c.call("CheckSender", func() error { return c.srv.CheckSender(c.ctx, env) }); err != nil {
+			c.reply(c.replyFor("CheckSender", err))
+			return false
+		}
+	}
+	c.env = env
+	c.reply(replySenderOK)
+	return true
+}
+
+// checkMailParams checks the MAIL parameters of the extensions the server
+// offers. Parameters need EHLO: after HELO none is known (RFC 5321 4.1.1.11).
+func (c *conn) checkMailParams(params Params) *Reply {
+	for k := range params {
+		if !c.esmtp || (k != "SIZE" && k != "BODY") {
+			return replyUnknownParam
+		}
+	}
+	if v, ok := params["SIZE"]; ok {
+		// RFC 1870 5: SIZE=size-value, 1 to 20 digits.
+		size, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || len(v) > 20 || v[0] == '+' {
+			return replyBadParam
+		}
+		if limit := orDefault(c.srv.MaxMessageBytes, defaultMaxMessageBytes); limit > 0 && size > uint64(limit) {
+			return replySizeTooBig
+		}
+	}
+	if v, ok := params["BODY"]; ok {
+		// RFC 6152 2: BODY=7BIT or BODY=8BITMIME.
+		if !strings.EqualFold(v, "7BIT") && !strings.EqualFold(v, "8BITMIME") {
+			return replyBadParam
+		}
+	}
+	return nil
+}
+
+// rcpt adds a recipient: RCPT TO:<forward-path> [parameters].
+func (c *conn) rcpt(arg string) bool {
+	path, params, err := parseRcptArg(arg, c.pathLimits())
+	if err != nil {
+		c.reply(err.(*Reply))
+		return false
+	}
+	if len(params) > 0 {
+		c.reply(replyUnknownParam) // no RCPT parameter is offered yet
+		return false
+	}
+	env := c.env
+	if limit := orDefault(c.srv.MaxRecipients, defaultMaxRecipients); limit > 0 && len(env.Recipients) >= limit {
+		c.reply(replyTooManyRecipients) // RFC 5321 4.5.3.1.10
+		return false
+	}
+	rcpt := Recipient{ForwardPath: path, Params: params}
+	if c.srv.CheckRecipient != nil && !c.isPostmaster(path) {
+		if err := c.call("CheckRecipient", func() error { return c.srv.CheckRecipient(c.ctx, env, rcpt) }); err != nil {
+			c.reply(c.replyFor("CheckRecipient", err))
+			return false
+		}
+	}
+	env.Recipients = append(env.Recipients, rcpt)
+	c.reply(replyRecipientOK)
+	return true
+}
+
+// isPostmaster reports whether p is a postmaster address this server must
+// accept (RFC 5321 4.5.1): <Postmaster>, or postmaster at the server's own
+// name. Postmaster at any other domain goes through CheckRecipient, which
+// knows which domains are local; accepting it unchecked would relay.
+func (c *conn) isPostmaster(p Path) bool {
+	return equalFoldASCII(p.LocalPart, "postmaster") &&
+		(p.Domain == "" || equalFoldASCII(p.Domain, c.srv.hostname()))
+}
+
+// newEnvelope returns an envelope with what the server knows of the
+// session, for a new transaction.
+func (c *conn) newEnvelope() *Envelope {
+	return &Envelope{
+		ID:         c.srv.newID(),
+		RemoteAddr: c.rwc.RemoteAddr(),
+		LocalAddr:  c.rwc.LocalAddr(),
+		Hello:      c.greeting,
+		ESMTP:      c.esmtp,
+	}
+}
+
+func (c *conn) pathLimits() pathLimits {
+	srv := c.srv
+	return pathLimits{
+		localPart: orDefault(srv.MaxLocalPart, defaultMaxLocalPart),
+		domain:    orDefault(srv.MaxDomain, defaultMaxDomain),
+		path:      orDefault(srv.MaxPath, defaultMaxPath),
+	}
+}

@@ -1,0 +1,160 @@
+package smtpd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// The lifecycle: net/http's contract for Serve, Shutdown and Close.
+
+// TestShutdown: idle sessions get 421 4.3.2 and are closed; a session in
+// the middle of a message finishes it (250, delivered), then gets 421;
+// Serve returns ErrServerClosed; Shutdown returns nil once all are gone.
+func TestShutdown(t *testing.T) {
+	inHandler := make(chan struct{})
+	release := make(chan struct{})
+	rec := &recorder{}
+	srv := &Server{Hostname: "mx.test", Handler: HandlerFunc(func(ctx context.Context, env *Envelope, msg io.Reader) error {
+		close(inHandler)
+		<-release
+		return rec.ServeSMTP(ctx, env, msg)
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	addr := l.Addr().String()
+
+	idle := greeted(t, addr)
+	inTransaction := greeted(t, addr)
+	inTransaction.do("MAIL FROM:<a@example.org>", "250")
+	busy := greeted(t, addr)
+	busy.do("MAIL FROM:<a@example.org>", "250")
+	busy.do("RCPT TO:<b@example.org>", "250")
+	busy.do("DATA", "354")
+	busy.send("Subject: in flight\r\n\r\nbody\r\n")
+	<-inHandler
+
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- srv.Shutdown(context.Background()) }()
+
+	idle.expect("421 4.3.2")
+	idle.expectClosed()
+	inTransaction.expect("421 4.3.2")
+	inTransaction.expectClosed()
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve returned %v", err)
+	}
+	if _, err := net.Dial("tcp", addr); err == nil {
+		t.Fatal("listener still accepts")
+	}
+	select {
+	case err := <-shutdown:
+		t.Fatalf("Shutdown returned %v while a message was in flight", err)
+	default:
+	}
+
+	busy.send(".\r\n")
+	close(release)
+	busy.expect("250 2.0.0")
+	busy.expect("421 4.3.2") // at its next command wait
+	busy.expectClosed()
+	if err := <-shutdown; err != nil {
+		t.Fatalf("Shutdown returned %v", err)
+	}
+	if n := len(rec.delivered()); n != 1 {
+		t.Fatalf("%d messages delivered, want 1", n)
+	}
+
+	// After Shutdown, Serve and ListenAndServe refuse at once.
+	l2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(l2); !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve after Shutdown: %v", err)
+	}
+	if err := srv.ListenAndServe(); !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("ListenAndServe after Shutdown: %v", err)
+	}
+}
+
+// TestShutdownContextEnds: Shutdown gives up when its context ends while a
+// message is still in flight, and Close then ends the session without a
+// reply: the message was never acknowledged.
+func TestShutdownContextEnds(t *testing.T) {
+	inHandler := make(chan struct{})
+	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, env *Envelope, msg io.Reader) error {
+		close(inHandler)
+		<-ctx.Done() // Close ends the connection, which cancels ctx
+		return ctx.Err()
+	})}
+	addr := startServer(t, srv)
+	c := greeted(t, addr)
+	c.do("MAIL FROM:<a@example.org>", "250")
+	c.do("RCPT TO:<b@example.org>", "250")
+	c.do("DATA", "354")
+	c.send("body\r\n.\r\n")
+	<-inHandler
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := srv.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown returned %v, want context.Canceled", err)
+	}
+	srv.Close()
+	c.expectClosed()
+}
+
+// TestClose: Close ends every session and Serve returns ErrServerClosed
+// (go-smtp returned nil).
+func TestClose(t *testing.T) {
+	srv := &Server{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	c := greeted(t, l.Addr().String())
+	srv.Close()
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve returned %v", err)
+	}
+	c.expectClosed()
+}
+
+// TestListenAndServe: Addr is used, and the server answers there.
+func TestListenAndServe(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // a free port to hand to ListenAndServe
+	srv := &Server{Addr: addr, Hostname: "las.test"}
+	served := make(chan error, 1)
+	go func() { served <- srv.ListenAndServe() }()
+	var conn net.Conn
+	for i := 0; i < 200; i++ { // until the listener is up
+		if conn, err = net.Dial("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if conn == nil {
+		t.Fatal(err)
+	}
+	c := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+	c.expect("220 las.test")
+	srv.Close()
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("ListenAndServe returned %v", err)
+	}
+}

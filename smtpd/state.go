@@ -1,0 +1,148 @@
+package smtpd
+
+//go:generate go test -run ^TestStateTableDocument$ -update
+
+// The SMTP session as a state machine (RFC 5321 4.1.4 and 3.3), written down
+// as data. Each rule says: in these states, this command is allowed, and when
+// it succeeds the session moves to this state. A command the table does not
+// allow in the current state gets "503 5.5.1 Bad sequence of commands"
+// (RFC 5321 4.2.4 and 4.1.4). The command's handler decides only whether it
+// succeeds; it never checks the state itself. STATE-TABLE.md is generated
+// from this table by the test TestStateTableDocument.
+
+// state is a session state. The names follow RFC 5321's description of a
+// mail transaction (3.3).
+type state uint8
+
+const (
+	// stateRefused: the connection check refused the client; the greeting
+	// was 554 and only QUIT is allowed (RFC 5321 3.1).
+	stateRefused state = iota
+	// stateConnected: greeted with 220, no HELO or EHLO yet (4.1.1.1).
+	stateConnected
+	// stateIdentified: after HELO or EHLO, no mail transaction (3.3).
+	stateIdentified
+	// stateMail: MAIL accepted, no RCPT accepted yet (3.3).
+	stateMail
+	// stateRcpt: at least one RCPT accepted (3.3).
+	stateRcpt
+
+	numStates
+)
+
+// stateNames are used in the generated document and in logs.
+var stateNames = [numStates]string{
+	stateRefused:    "refused",
+	stateConnected:  "connected",
+	stateIdentified: "identified",
+	stateMail:       "mail",
+	stateRcpt:       "rcpt",
+}
+
+func (s state) String() string { return stateNames[s] }
+
+// states is a set of states, so that one rule can cover several.
+type states uint16
+
+func setOf(ss ...state) states {
+	var set states
+	for _, s := range ss {
+		set |= 1 << s
+	}
+	return set
+}
+
+func (set states) has(s state) bool { return set&(1<<s) != 0 }
+
+// Common sets of states.
+var (
+	afterHello = setOf(stateIdentified, stateMail, stateRcpt)
+	talking = setOf(stateConnected, stateIdentified, stateMail, stateRcpt)
+)
+
+// stay as a rule's next state means the command leaves the state unchanged.
+const stay state = 255
+
+// rule is one row of the state table.
+type rule struct {
+	from states // states in which the command is allowed
+	verb string // the command verb, upper case
+	next state  // state after the command succeeds, or stay
+	rfc  string // where the rule comes from
+	note string // what the rule means, for the generated document
+	// reply, when set, is the fixed reply to the command in these states:
+	// the command's handler is not called.
+	reply *Reply
+}
+
+// stateTable is the RFC 5321 state machine. Extensions add their own rows
+// (STARTTLS, AUTH, BDAT) in the same form.
+var stateTable = []rule{
+	{talking, "EHLO", stateIdentified, "4.1.1.1, 4.1.4", "a later EHLO resets the transaction as RSET does", nil},
+	{talking, "HELO", stateIdentified, "4.1.1.1, 4.1.4", "a later HELO resets the transaction as RSET does", nil},
+	{setOf(stateIdentified), "MAIL", stateMail, "4.1.1.2, 3.3", "starts a mail transaction; nested MAIL is refused", nil},
+	{setOf(stateMail, stateRcpt), "RCPT", stateRcpt, "4.1.1.3, 3.3", "adds a forward-path; the state stays when it is refused", nil},
+	{setOf(stateRcpt), "DATA", stateIdentified, "4.1.1.4, 3.3", "354, then the message; the transaction ends whatever the outcome", nil},
+	{setOf(stateMail), "DATA", stay, "3.3", "no recipient was accepted", replyNoValidRecipients},
+	{afterHello, "RSET", stateIdentified, "4.1.1.5", "aborts the transaction", nil},
+	{setOf(stateConnected), "RSET", stay, "4.1.1.5, 4.1.4", "before HELO the session stays unidentified; RSET is still 250", nil},
+	{talking, "NOOP", stay, "4.1.1.9", "arguments are ignored", nil},
+	{setOf(stateRefused, stateConnected, stateIdentified, stateMail, stateRcpt), "QUIT", stay, "4.1.1.10, 3.1", "221, then the server closes the connection", nil},
+	{talking, "VRFY", stay, "4.1.1.6, 3.5.3", "252 unless Server.Verify answers", nil},
+	{talking, "EXPN", stay, "4.1.1.7, 3.5.2", "502 unless Server.Expand is set", nil},
+	{talking, "HELP", stay, "4.1.1.8", "214", nil},
+}
+
+// notImplemented are verbs RFC 5321 names but this server does not
+// implement: they get 502, not 500 (RFC 5321 4.2.4).
+var notImplemented = map[string]bool{"TURN": true, "SEND": true, "SOML": true, "SAML": true}
+
+// ruleIndex maps a (state, verb) pair to its rule; built once from
+// stateTable.
+var ruleIndex = func() map[stateVerb]*rule {
+	m := make(map[stateVerb]*rule)
+	for i := range stateTable {
+		r := &stateTable[i]
+		for s := state(0); s < numStates; s++ {
+			if r.from.has(s) {
+				m[stateVerb{s, r.verb}] = r
+			}
+		}
+	}
+	return m
+}()
+
+// knownVerbs holds every verb of the table, to tell an out-of-sequence
+// command (503) from an unknown one (500).
+var knownVerbs = func() map[string]bool {
+	m := make(map[string]bool)
+	for _, r := range stateTable {
+		m[r.verb] = true
+	}
+	return m
+}()
+
+type stateVerb struct {
+	state state
+	verb  string
+}
+
+// lookup is the one place that consults the state table. It returns the
+// rule for verb in state s, or the reply to send instead: 500 for an unknown
+// verb, 502 for a verb this server does not implement, 503 for a command out
+// of sequence.
+func lookup(s state, verb string) (*rule, *Reply) {
+	if r, ok := ruleIndex[stateVerb{s, verb}]; ok {
+		return r, nil
+	}
+	switch {
+	case s == stateRefused:
+		// RFC 5321 3.1: after a 554 greeting, 503 to all but QUIT.
+		return nil, replyBadSequence
+	case knownVerbs[verb]:
+		return nil, replyBadSequence
+	case notImplemented[verb]:
+		return nil, replyNotImplemented
+	}
+	return nil, replyUnrecognized
+}

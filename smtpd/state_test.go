@@ -1,0 +1,223 @@
+package smtpd
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite generated files (STATE-TABLE.md)")
+
+// renderStateTable writes the state table as a Markdown document: the
+// commands by states, then each rule with its RFC section.
+func renderStateTable() []byte {
+	var b bytes.Buffer
+	b.WriteString("# The SMTP session's state table\n\n")
+	b.WriteString("Generated from `stateTable` in state.go by `go generate`; do not edit.\n\n")
+	b.WriteString("Each cell says what a command does in a state: the state it leads to when it\n")
+	b.WriteString("succeeds (`=` stays), or the fixed reply it gets. A command not allowed in a\n")
+	b.WriteString("state gets `503 5.5.1 Bad sequence of commands` (RFC 5321 4.1.4); in state\n")
+	b.WriteString("`refused` everything but QUIT does (RFC 5321 3.1). Unknown verbs get `500`;\n")
+	verbs := tableVerbs()
+	fmt.Fprintf(&b, "%s get `502` (RFC 5321 4.2.4).\n\n", sortedKeys(notImplemented))
+
+	b.WriteString("| command |")
+	for s := state(0); s < numStates; s++ {
+		fmt.Fprintf(&b, " %s |", s)
+	}
+	b.WriteString("\n| --- |")
+	for s := state(0); s < numStates; s++ {
+		b.WriteString(" --- |")
+	}
+	b.WriteString("\n")
+	for _, verb := range verbs {
+		fmt.Fprintf(&b, "| %s |", verb)
+		for s := state(0); s < numStates; s++ {
+			r, refusal := lookup(s, verb)
+			switch {
+			case refusal != nil:
+				fmt.Fprintf(&b, " %d |", refusal.Code)
+			case r.reply != nil:
+				fmt.Fprintf(&b, " %d |", r.reply.Code)
+			case r.next == stay:
+				b.WriteString(" = |")
+			default:
+				fmt.Fprintf(&b, " %s |", r.next)
+			}
+		}
+		b.WriteString("\n")
+	}
+
+	b.WriteString("\nStates:\n\n")
+	for s := state(0); s < numStates; s++ {
+		fmt.Fprintf(&b, "- `%s`: %s\n", s, stateDocs[s])
+	}
+	b.WriteString("\nRules, in the order of the table:\n\n")
+	b.WriteString("| command | in states | next | RFC 5321 | note |\n| --- | --- | --- | --- | --- |\n")
+	for _, r := range stateTable {
+		var in []string
+		for s := state(0); s < numStates; s++ {
+			if r.from.has(s) {
+				in = append(in, s.String())
+			}
+		}
+		next := "="
+		if r.next != stay {
+			next = r.next.String()
+		}
+		note := r.note
+		if r.reply != nil {
+			note = fmt.Sprintf("`%d %s %s`: %s", r.reply.Code, r.reply.Enhanced, r.reply.Text, note)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", r.verb, joinComma(in), next, r.rfc, note)
+	}
+	return b.Bytes()
+}
+
+var stateDocs = [numStates]string{
+	stateRefused:    "the connection check refused the client; the greeting was 554 (RFC 5321 3.1)",
+	stateConnected:  "greeted with 220; the client has not sent HELO or EHLO (4.1.1.1)",
+	stateIdentified: "after HELO or EHLO; no mail transaction (3.3)",
+	stateMail:       "MAIL accepted; no recipient yet (3.3)",
+	stateRcpt:       "at least one recipient accepted; DATA may follow (3.3)",
+}
+
+// tableVerbs lists the verbs of the table in the order they first appear.
+func tableVerbs() []string {
+	var verbs []string
+	seen := map[string]bool{}
+	for _, r := range stateTable {
+		if !seen[r.verb] {
+			seen[r.verb] = true
+			verbs = append(verbs, r.verb)
+		}
+	}
+	return verbs
+}
+
+func sortedKeys(m map[string]bool) string {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return joinComma(keys)
+}
+
+func joinComma(s []string) string { return strings.Join(s, ", ") }
+
+// TestStateTableDocument fails when STATE-TABLE.md is not what the table
+// says; go generate (or -update) rewrites it.
+func TestStateTableDocument(t *testing.T) {
+	want := renderStateTable()
+	if *update {
+		if err := os.WriteFile("STATE-TABLE.md", want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile("STATE-TABLE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("STATE-TABLE.md is stale; run go generate ./smtpd")
+	}
+}
+
+// TestStateTableInvariants checks the properties RFC 5321 asks of the state
+// machine.
+func TestStateTableInvariants(t *testing.T) {
+	// No (state, verb) pair is listed twice.
+	seen := map[stateVerb]int{}
+	for i, r := range stateTable {
+		for s := state(0); s < numStates; s++ {
+			if r.from.has(s) {
+				if j, dup := seen[stateVerb{s, r.verb}]; dup {
+					t.Errorf("rules %d and %d both cover %s in state %s", j, i, r.verb, s)
+				}
+				seen[stateVerb{s, r.verb}] = i
+			}
+		}
+		if r.from == 0 {
+			t.Errorf("rule %d (%s) applies in no state", i, r.verb)
+		}
+		if r.rfc == "" || r.note == "" {
+			t.Errorf("rule %d (%s) lacks its RFC section or note", i, r.verb)
+		}
+		if r.reply == nil && commands[r.verb] == nil {
+			t.Errorf("rule %d: no handler for %s", i, r.verb)
+		}
+	}
+
+	// QUIT is valid in every state (RFC 5321 4.1.1.10); NOOP and RSET in
+	// every state but refused, where 3.1 allows only QUIT.
+	for s := state(0); s < numStates; s++ {
+		for _, verb := range []string{"QUIT", "NOOP", "RSET"} {
+			_, refusal := lookup(s, verb)
+			valid := refusal == nil
+			if want := verb == "QUIT" || s != stateRefused; valid != want {
+				t.Errorf("%s in state %s: valid=%v, want %v", verb, s, valid, want)
+			}
+		}
+	}
+
+	// Every state is reachable from connected, except refused, which only
+	// the connection check enters.
+	reached := map[state]bool{stateConnected: true}
+	for changed := true; changed; {
+		changed = false
+		for _, r := range stateTable {
+			for s := state(0); s < numStates; s++ {
+				if reached[s] && r.from.has(s) && r.next != stay && !reached[r.next] {
+					reached[r.next] = true
+					changed = true
+				}
+			}
+		}
+	}
+	for s := state(0); s < numStates; s++ {
+		if !reached[s] && s != stateRefused {
+			t.Errorf("state %s is not reachable", s)
+		}
+	}
+}
+
+// TestLookup checks the replies for commands the table does not allow.
+func TestLookup(t *testing.T) {
+	for _, tc := range []struct {
+		s    state
+		verb string
+		want int // 0: allowed
+	}{
+		{stateConnected, "MAIL", 503},
+		{stateIdentified, "RCPT", 503},
+		{stateIdentified, "DATA", 503},
+		{stateMail, "MAIL", 503},
+		{stateMail, "DATA", 554},
+		{stateRcpt, "DATA", 0},
+		{stateConnected, "", 500},
+		{stateConnected, "TURN", 502},
+		{stateRcpt, "SAML", 502},
+		{stateRefused, "EHLO", 503},
+		{stateRefused, "", 503},
+		{stateRefused, "QUIT", 0},
+	} {
+		r, refusal := lookup(tc.s, tc.verb)
+		got := 0
+		switch {
+		case refusal != nil:
+			got = refusal.Code
+		case r.reply != nil:
+			got = r.reply.Code
+		}
+		if got != tc.want {
+			t.Errorf("%s in %s: got %s, want %d", tc.verb, tc.s, strconv.Itoa(got), tc.want)
+		}
+	}
+}
