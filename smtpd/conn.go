@@ -28,13 +28,13 @@ type conn struct {
 	bw  *bufio.Writer
 	out []byte // scratch space for formatting a reply
 
-	state  state
-	esmtp  bool      // the client greeted with EHLO: send enhanced codes (RFC 2034)
-	greeting string  // the HELO or EHLO argument
-	env    *Envelope // the mail transaction, nil outside one
-	errors int       // syntax and sequence errors so far (Server.MaxErrors)
-	dr     dataReader
-	msg    messageReader
+	state    state
+	esmtp    bool      // the client greeted with EHLO: send enhanced codes (RFC 2034)
+	greeting string    // the HELO or EHLO argument
+	env      *Envelope // the mail transaction, nil outside one
+	errors   int       // syntax and sequence errors so far (Server.MaxErrors)
+	dr       dataReader
+	msg      messageReader
 
 	// mu guards idle and closed, which Shutdown reads from its goroutine.
 	mu sync.Mutex

@@ -57,7 +57,7 @@ func (set states) has(s state) bool { return set&(1<<s) != 0 }
 // Common sets of states.
 var (
 	afterHello = setOf(stateIdentified, stateMail, stateRcpt)
-	talking = setOf(stateConnected, stateIdentified, stateMail, stateRcpt)
+	talking    = setOf(stateConnected, stateIdentified, stateMail, stateRcpt)
 )
 
 // stay as a rule's next state means the command leaves the state unchanged.
