@@ -60,6 +60,7 @@ const bufferSize = 4096
 
 func (srv *Server) newConn(rwc net.Conn) *conn {
 	c := &conn{srv: srv, rwc: rwc}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.in.c = c
 	size := max(bufferSize, orDefault(srv.MaxCommandLength, defaultMaxCommand))
 	if br, ok := readerPool.Get().(*bufio.Reader); ok && size == bufferSize {
@@ -80,7 +81,6 @@ func (srv *Server) newConn(rwc net.Conn) *conn {
 // serve runs the session until QUIT, an error, or the server's end.
 func (c *conn) serve() {
 	srv := c.srv
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if srv.Logger != nil {
 		c.log = srv.Logger.With("remote", c.rwc.RemoteAddr().String())
 		c.log.Info("session started")

@@ -281,9 +281,10 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Close closes the listeners and every connection at once, without a reply.
-// Messages not yet answered are not acknowledged, so clients will send them
-// again. For a graceful stop, use Shutdown.
+// Close closes the listeners and every connection at once, without a reply,
+// and cancels the contexts the callbacks got. Messages not yet answered are
+// not acknowledged, so clients will send them again. For a graceful stop,
+// use Shutdown.
 func (srv *Server) Close() error {
 	srv.inShutdown.Store(true)
 	err := srv.closeListeners()
@@ -291,6 +292,7 @@ func (srv *Server) Close() error {
 	defer srv.mu.Unlock()
 	for c := range srv.conns {
 		c.rwc.Close()
+		c.cancel()
 	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"net/mail"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Sessions over loopback: the command set, the sequence rules, and what the
@@ -84,6 +85,13 @@ func TestVerbs(t *testing.T) {
 		S: 250 ENHANCEDSTATUSCODES
 		C: XYZZY
 		S: 500 5.5.2 Syntax error, command unrecognized
+		# The seed matched verbs as glob patterns; these hung it.
+		C: *
+		S: 500 5.5.2
+		C: HEL? x
+		S: 500 5.5.2
+		C: [EH]HLO x
+		S: 500 5.5.2
 		C: TURN
 		S: 502 5.5.1 Command not implemented
 		C: send FROM:<a@b>
@@ -450,4 +458,34 @@ func TestMessageHandler(t *testing.T) {
 	c.do("DATA", "354")
 	c.send("not a header line\r\n\r\nbody\r\n.\r\n")
 	c.expect("554 5.6.0")
+}
+
+// TestSlowClientDoesNotStallOthers: a client that stops in the middle of a
+// command line holds up no one else (the seed's blocking reads did).
+func TestSlowClientDoesNotStallOthers(t *testing.T) {
+	rec := &recorder{}
+	addr := startServer(t, &Server{Handler: rec})
+	slow := greeted(t, addr)
+	slow.send("MAIL FROM:<slow@exa")
+	fast := greeted(t, addr)
+	fast.do("MAIL FROM:<a@example.org>", "250")
+	fast.do("RCPT TO:<b@example.org>", "250")
+	fast.do("DATA", "354")
+	fast.send("x\r\n.\r\n")
+	fast.expect("250")
+	slow.send("mple.org>\r\n")
+	slow.expect("250")
+}
+
+// TestReceivedDate: the date is RFC 5322's, with the zone's real offset
+// (the seed computed offsets in whole hours: +0600 for +05:30).
+func TestReceivedDate(t *testing.T) {
+	c := &conn{srv: &Server{Hostname: "mx.test"}, rwc: &scriptConn{}, esmtp: true}
+	env := &Envelope{ID: "ID1", Hello: "client.example"}
+	now := time.Date(2026, 11, 25, 9, 5, 7, 0, time.FixedZone("IST", 5*3600+30*60))
+	got := string(c.appendReceived(nil, env, now))
+	want := "Received: from client.example ([127.0.0.1])\r\n\tby mx.test with ESMTP id ID1;\r\n\tWed, 25 Nov 2026 09:05:07 +0530\r\n"
+	if got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
 }

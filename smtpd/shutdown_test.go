@@ -91,9 +91,11 @@ func TestShutdown(t *testing.T) {
 // reply: the message was never acknowledged.
 func TestShutdownContextEnds(t *testing.T) {
 	inHandler := make(chan struct{})
+	handlerErr := make(chan error, 1)
 	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, env *Envelope, msg io.Reader) error {
 		close(inHandler)
-		<-ctx.Done() // Close ends the connection, which cancels ctx
+		<-ctx.Done() // Close cancels ctx
+		handlerErr <- ctx.Err()
 		return ctx.Err()
 	})}
 	addr := startServer(t, srv)
@@ -110,6 +112,9 @@ func TestShutdownContextEnds(t *testing.T) {
 	}
 	srv.Close()
 	c.expectClosed()
+	if err := <-handlerErr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("handler's context ended with %v", err)
+	}
 }
 
 // TestClose: Close ends every session and Serve returns ErrServerClosed
