@@ -30,11 +30,7 @@ func TestZeroServer(t *testing.T) {
 	c := dial(t, l.Addr().String())
 	c.expect("220 " + host + " ESMTP smtpd")
 	c.do("EHLO client.example", "250 ")
-	c.do("MAIL FROM:<a@example.org>", "250")
-	c.do("RCPT TO:<b@example.org>", "250")
-	c.do("DATA", "354")
-	c.send("x\r\n.\r\n")
-	c.expect("250 2.0.0")
+	c.message("x\r\n.\r\n", "250 2.0.0")
 }
 
 func TestVerifyAndExpand(t *testing.T) {
@@ -176,11 +172,7 @@ func TestDeliveryTimeout(t *testing.T) {
 		return &Reply{Code: 451, Enhanced: "4.4.7", Text: "Delivery timed out"}
 	})}
 	c := greeted(t, startServer(t, srv))
-	c.do("MAIL FROM:<a@example.org>", "250")
-	c.do("RCPT TO:<b@example.org>", "250")
-	c.do("DATA", "354")
-	c.send("x\r\n.\r\n")
-	c.expect("451 4.4.7")
+	c.message("x\r\n.\r\n", "451 4.4.7")
 	c.do("NOOP", "250")
 }
 

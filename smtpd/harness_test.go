@@ -145,6 +145,18 @@ func (c *client) do(line, want string) []string {
 	return c.expect(want)
 }
 
+// message sends a transaction from a@example.org to b@example.org with
+// data, which must hold the end mark, and expects the final reply to start
+// with want.
+func (c *client) message(data, want string) []string {
+	c.t.Helper()
+	c.do("MAIL FROM:<a@example.org>", "250")
+	c.do("RCPT TO:<b@example.org>", "250")
+	c.do("DATA", "354")
+	c.send(data)
+	return c.expect(want)
+}
+
 // expectClosed checks that the server closed the connection: nothing more
 // arrives.
 func (c *client) expectClosed() {

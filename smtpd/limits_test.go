@@ -55,11 +55,7 @@ func TestMessageLineLimit(t *testing.T) {
 	rec := &recorder{}
 	c := greeted(t, startServer(t, &Server{Handler: rec, DisableReceived: true}))
 	send := func(line, want string) {
-		c.do("MAIL FROM:<a@example.org>", "250")
-		c.do("RCPT TO:<b@example.org>", "250")
-		c.do("DATA", "354")
-		c.send(line + "\r\nnext line\r\n.\r\n")
-		c.expect(want)
+		c.message(line+"\r\nnext line\r\n.\r\n", want)
 	}
 	send(strings.Repeat("a", 998), "250")
 	send(strings.Repeat("a", 999), "500 5.5.2 Line too long")
@@ -86,11 +82,7 @@ func TestMessageSize(t *testing.T) {
 	c.do("DATA", "354")
 	c.send(strings.Repeat("x", 98) + "\r\n.\r\n") // exactly 100 octets
 	c.expect("250")
-	c.do("MAIL FROM:<a@example.org>", "250")
-	c.do("RCPT TO:<b@example.org>", "250")
-	c.do("DATA", "354")
-	c.send(strings.Repeat("x", 99) + "\r\n" + strings.Repeat("y\r\n", 10000) + ".\r\n")
-	c.expect("552 5.3.4")
+	c.message(strings.Repeat("x", 99)+"\r\n"+strings.Repeat("y\r\n", 10000)+".\r\n", "552 5.3.4")
 	c.do("NOOP", "250")
 	if n := len(rec.delivered()); n != 1 {
 		t.Fatalf("%d messages delivered, want 1", n)
@@ -286,11 +278,7 @@ func TestMessageTimeout(t *testing.T) {
 
 	// A client that stops in the middle of the data: DataTimeout.
 	c = greeted(t, addr)
-	c.do("MAIL FROM:<a@example.org>", "250")
-	c.do("RCPT TO:<b@example.org>", "250")
-	c.do("DATA", "354")
-	c.send("partial\r\n")
-	c.expect("421 4.4.2")
+	c.message("partial\r\n", "421 4.4.2")
 }
 
 // TestMaxConnections: the connection beyond the limit gets 421 and is
@@ -335,11 +323,7 @@ func TestLogNeverHoldsContent(t *testing.T) {
 	var buf syncBuffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c := greeted(t, startServer(t, &Server{Logger: logger}))
-	c.do("MAIL FROM:<a@example.org>", "250")
-	c.do("RCPT TO:<b@example.org>", "250")
-	c.do("DATA", "354")
-	c.send("Subject: top secret subject\r\n\r\nsecret body\r\n.\r\n")
-	c.expect("250")
+	c.message("Subject: top secret subject\r\n\r\nsecret body\r\n.\r\n", "250")
 	c.do("QUIT", "221")
 	c.expectClosed()
 	log := buf.String()
@@ -378,10 +362,6 @@ func TestHandlerReadsPart(t *testing.T) {
 		return &Reply{Code: 554, Enhanced: "5.7.1", Text: "Content refused"}
 	})}
 	c := greeted(t, startServer(t, srv))
-	c.do("MAIL FROM:<a@example.org>", "250")
-	c.do("RCPT TO:<b@example.org>", "250")
-	c.do("DATA", "354")
-	c.send(strings.Repeat("line of text\r\n", 5000) + "QUIT\r\n.\r\n")
-	c.expect("554 5.7.1 Content refused")
+	c.message(strings.Repeat("line of text\r\n", 5000)+"QUIT\r\n.\r\n", "554 5.7.1 Content refused")
 	c.do("NOOP", "250")
 }

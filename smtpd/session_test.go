@@ -268,11 +268,7 @@ func TestReplyAfterDelivery(t *testing.T) {
 	addr := startServer(t, srv)
 	c := greeted(t, addr)
 	send := func(want string) {
-		c.do("MAIL FROM:<a@example.org>", "250")
-		c.do("RCPT TO:<b@example.org>", "250")
-		c.do("DATA", "354")
-		c.send("hello\r\n.\r\n")
-		c.expect(want)
+		c.message("hello\r\n.\r\n", want)
 		select {
 		case <-returned:
 		default:
@@ -445,19 +441,11 @@ func TestMessageHandler(t *testing.T) {
 		return nil
 	})}
 	c := greeted(t, startServer(t, srv))
-	c.do("MAIL FROM:<a@example.org>", "250")
-	c.do("RCPT TO:<b@example.org>", "250")
-	c.do("DATA", "354")
-	c.send("Subject: parsed\r\n\r\nthe body\r\n.\r\n")
-	c.expect("250")
+	c.message("Subject: parsed\r\n\r\nthe body\r\n.\r\n", "250")
 	if g := <-got; g != "parsed|the body\r\n|b@example.org" {
 		t.Fatalf("got %q", g)
 	}
-	c.do("MAIL FROM:<a@example.org>", "250")
-	c.do("RCPT TO:<b@example.org>", "250")
-	c.do("DATA", "354")
-	c.send("not a header line\r\n\r\nbody\r\n.\r\n")
-	c.expect("554 5.6.0")
+	c.message("not a header line\r\n\r\nbody\r\n.\r\n", "554 5.6.0")
 }
 
 // TestSlowClientDoesNotStallOthers: a client that stops in the middle of a
@@ -468,11 +456,7 @@ func TestSlowClientDoesNotStallOthers(t *testing.T) {
 	slow := greeted(t, addr)
 	slow.send("MAIL FROM:<slow@exa")
 	fast := greeted(t, addr)
-	fast.do("MAIL FROM:<a@example.org>", "250")
-	fast.do("RCPT TO:<b@example.org>", "250")
-	fast.do("DATA", "354")
-	fast.send("x\r\n.\r\n")
-	fast.expect("250")
+	fast.message("x\r\n.\r\n", "250")
 	slow.send("mple.org>\r\n")
 	slow.expect("250")
 }
