@@ -11,17 +11,22 @@ func init() {
 	// Set in init, not in the declaration: help reads the state table,
 	// and the table's users read commands.
 	commands = map[string]func(c *conn, arg string) bool{
-		"HELO": (*conn).helo,
-		"EHLO": (*conn).ehlo,
-		"MAIL": (*conn).mail,
-		"RCPT": (*conn).rcpt,
-		"DATA": (*conn).data,
-		"RSET": (*conn).rset,
-		"NOOP": (*conn).noop,
-		"QUIT": (*conn).quit,
-		"VRFY": (*conn).vrfy,
-		"EXPN": (*conn).expn,
-		"HELP": (*conn).help,
+		"HELO":      (*conn).helo,
+		"EHLO":      (*conn).ehlo,
+		"LHLO":      (*conn).lhlo,
+		"STARTTLS":  (*conn).starttls,
+		"AUTH":      (*conn).auth,
+		"BDAT":      (*conn).bdat,
+		"BDAT LAST": (*conn).bdat,
+		"MAIL":      (*conn).mail,
+		"RCPT":      (*conn).rcpt,
+		"DATA":      (*conn).data,
+		"RSET":      (*conn).rset,
+		"NOOP":      (*conn).noop,
+		"QUIT":      (*conn).quit,
+		"VRFY":      (*conn).vrfy,
+		"EXPN":      (*conn).expn,
+		"HELP":      (*conn).help,
 	}
 }
 
@@ -112,7 +117,7 @@ func (c *conn) expn(arg string) bool {
 func (c *conn) help(arg string) bool {
 	if arg == "" {
 		c.replyLines(214, "2.0.0", c.esmtp, []string{
-			"Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY EXPN HELP",
+			"Commands: " + helpVerbs(),
 			"For more: HELP <command>; the protocol is RFC 5321",
 		})
 		return true
@@ -130,4 +135,15 @@ func (c *conn) help(arg string) bool {
 	}
 	c.replyLines(214, "2.0.0", c.esmtp, lines)
 	return true
+}
+
+// helpVerbs lists the verbs of the state table.
+func helpVerbs() string {
+	var verbs []string
+	for _, r := range stateTable {
+		if len(verbs) == 0 || verbs[len(verbs)-1] != r.verb && r.verb != "BDAT LAST" {
+			verbs = append(verbs, r.verb)
+		}
+	}
+	return strings.Join(verbs, " ")
 }

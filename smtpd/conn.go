@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"runtime/debug"
 	"sync"
@@ -18,23 +20,31 @@ import (
 // goroutine.
 type conn struct {
 	srv    *Server
-	rwc    net.Conn
+	rwc    net.Conn        // the connection as accepted
+	stream net.Conn        // rwc, or the TLS layer over it
+	remote net.Addr        // the client's address: rwc's, or a PROXY header's
 	ctx    context.Context // cancelled when the session ends
 	cancel context.CancelFunc
 	log    *slog.Logger // nil when the server does not log
 
-	in  connReader // rwc as the buffered reader sees it
-	br  *bufio.Reader
-	bw  *bufio.Writer
-	out []byte // scratch space for formatting a reply
+	in   connReader // rwc as the buffered reader sees it
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	out  []byte // scratch space for formatting a reply
+	long []byte // a command line longer than br's buffer
 
-	state    state
-	esmtp    bool      // the client greeted with EHLO: send enhanced codes (RFC 2034)
-	greeting string    // the HELO or EHLO argument
-	env      *Envelope // the mail transaction, nil outside one
-	errors   int       // syntax and sequence errors so far (Server.MaxErrors)
-	dr       dataReader
-	msg      messageReader
+	state        state
+	esmtp        bool                 // the client greeted with EHLO: send enhanced codes (RFC 2034)
+	greeting     string               // the HELO or EHLO argument
+	tls          *tls.ConnectionState // nil before TLS
+	implicitTLS  *tls.Config          // set when the connection starts with a handshake (RFC 8314)
+	authIdentity string               // who the client authenticated as (RFC 4954), "" before
+	authFailures int
+	env          *Envelope // the mail transaction, nil outside one
+	errors       int       // syntax and sequence errors so far (Server.MaxErrors)
+	dr           dataReader
+	chunks       *chunkReader // the message being sent with BDAT, nil otherwise
+	msg          messageReader
 
 	// mu guards idle and closed, which Shutdown reads from its goroutine.
 	mu sync.Mutex
@@ -59,15 +69,14 @@ var (
 const bufferSize = 4096
 
 func (srv *Server) newConn(rwc net.Conn) *conn {
-	c := &conn{srv: srv, rwc: rwc}
+	c := &conn{srv: srv, rwc: rwc, stream: rwc, remote: rwc.RemoteAddr()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.in.c = c
-	size := max(bufferSize, orDefault(srv.MaxCommandLength, defaultMaxCommand))
-	if br, ok := readerPool.Get().(*bufio.Reader); ok && size == bufferSize {
+	if br, ok := readerPool.Get().(*bufio.Reader); ok {
 		br.Reset(&c.in)
 		c.br = br
 	} else {
-		c.br = bufio.NewReaderSize(&c.in, size)
+		c.br = bufio.NewReaderSize(&c.in, bufferSize)
 	}
 	if bw, ok := writerPool.Get().(*bufio.Writer); ok {
 		bw.Reset(rwc)
@@ -82,7 +91,7 @@ func (srv *Server) newConn(rwc net.Conn) *conn {
 func (c *conn) serve() {
 	srv := c.srv
 	if srv.Logger != nil {
-		c.log = srv.Logger.With("remote", c.rwc.RemoteAddr().String())
+		c.log = srv.Logger.With("remote", c.remote.String())
 		c.log.Info("session started")
 	}
 	defer c.end()
@@ -93,11 +102,14 @@ func (c *conn) serve() {
 		}
 	}()
 
+	if c.implicitTLS != nil && !c.handshake(c.implicitTLS) {
+		return
+	}
 	if !c.greet() {
 		return
 	}
 	for {
-		line, bad, err := c.readCommand()
+		line, bad, err := c.readCommand(true)
 		if err != nil {
 			c.readFailed(err)
 			return
@@ -123,7 +135,7 @@ func (c *conn) greet() bool {
 	greeting := &Reply{Code: 220, Text: "ESMTP " + orString(srv.Banner, "smtpd")}
 	if srv.CheckConnection != nil {
 		err := c.call("CheckConnection", func() error {
-			return srv.CheckConnection(c.ctx, c.rwc.RemoteAddr())
+			return srv.CheckConnection(c.ctx, c.remote)
 		})
 		if err != nil {
 			c.state = stateRefused
@@ -144,55 +156,73 @@ func (c *conn) greet() bool {
 	return true
 }
 
-// readCommand reads one command line and returns it without its CRLF. A
-// line that breaks the rules is read to its CRLF and answered with bad, so
-// that the session stays in step with the client: RFC 5321 2.3.8 allows
-// only CRLF as a line end, so a bare CR or LF does not end the line, it
-// makes it invalid; and 4.5.3.1.4 limits the line's length.
-func (c *conn) readCommand() (line []byte, bad *Reply, err error) {
-	limit := orDefault(c.srv.MaxCommandLength, defaultMaxCommand)
+// readCommand reads one command line, within CommandTimeout, and returns it
+// without its CRLF; see readLine. idle says whether Shutdown may end the
+// session while it waits: not between the chunks of a message.
+func (c *conn) readCommand(idle bool) (line []byte, bad *Reply, err error) {
 	timeout := orDefault(c.srv.CommandTimeout, defaultCommandTimeout)
 	if c.state == stateRefused {
 		timeout = min(timeout, refusedTimeout)
 	}
-	c.in.setDeadline(time.Now().Add(timeout), 0, true)
+	c.in.setDeadline(time.Now().Add(timeout), 0, idle)
+	// AUTH with an initial response may be longer than other commands
+	// (RFC 4954 4).
+	limit := orDefault(c.srv.MaxCommandLength, defaultMaxCommand)
+	if limit == 0 {
+		limit = math.MaxInt // as configured: no limit
+	}
+	line, bad, err = c.readLine(max(limit, maxAuthLine))
+	if bad == nil && err == nil && len(line)+2 > limit &&
+		!(len(line) > 5 && equalFoldASCII(string(line[:5]), "AUTH ")) {
+		bad = replyCommandTooLong
+	}
+	return line, bad, err
+}
 
+// readLine reads one line of at most limit octets with its CRLF. A line
+// that breaks the rules is read to its CRLF and answered with bad, so that
+// the session stays in step with the client: RFC 5321 2.3.8 allows only
+// CRLF as a line end, so a bare CR or LF does not end the line, it makes it
+// invalid; and 4.5.3.1.4 limits the line's length. The line is valid until
+// the next read.
+func (c *conn) readLine(limit int) (line []byte, bad *Reply, err error) {
 	n := 0
-	prevCR := false // the previous piece of an overlong line ended in CR
+	prevCR := false     // the previous piece of a long line ended in CR
+	c.long = c.long[:0] // a line longer than the read buffer, within limit
 	for {
 		piece, err := c.br.ReadSlice('\n')
 		if err != nil && err != bufio.ErrBufferFull {
 			return nil, nil, err
 		}
 		n += len(piece)
-		if err == bufio.ErrBufferFull {
-			// Longer than the buffer, which is at least the limit.
-			if bytes.IndexByte(piece[:len(piece)-1], '\r') >= 0 && bad == nil {
-				bad = replyCommandBareEnd
-			}
+		if n > limit {
 			bad = orReply(bad, replyCommandTooLong)
+		}
+		if bad == nil && (err == bufio.ErrBufferFull || len(c.long) > 0) {
+			c.long = append(c.long, piece...)
+		}
+		if err == bufio.ErrBufferFull {
 			prevCR = piece[len(piece)-1] == '\r'
 			continue
 		}
-		end := len(piece) - 1 // the LF
-		if end > 0 && piece[end-1] == '\r' {
-			end--
-		} else if !(end == 0 && prevCR) {
+		if !(len(piece) >= 2 && piece[len(piece)-2] == '\r' || len(piece) == 1 && prevCR) {
 			// A bare LF: not the end of the line.
 			bad = orReply(bad, replyCommandBareEnd)
 			prevCR = false
 			continue
 		}
-		if bytes.IndexByte(piece[:end], '\r') >= 0 {
-			bad = orReply(bad, replyCommandBareEnd)
-		}
-		if n > limit {
-			bad = orReply(bad, replyCommandTooLong)
-		}
 		if bad != nil {
 			return nil, bad, nil
 		}
-		return piece[:end], nil, nil
+		line = piece
+		if len(c.long) > 0 {
+			line = c.long
+		}
+		line = line[:len(line)-2]
+		if bytes.IndexByte(line, '\r') >= 0 {
+			return nil, replyCommandBareEnd, nil
+		}
+		return line, nil, nil
 	}
 }
 
@@ -243,7 +273,10 @@ func (c *conn) dispatch(line []byte) (quit bool) {
 	switch {
 	case refusal != nil:
 		c.reply(refusal)
-		return false
+		if verb == "BDAT" || verb == "BDAT LAST" {
+			c.skipChunk(arg) // its octets follow, refused or not (RFC 3030 2)
+		}
+		return c.state == stateDone
 	case rule.reply != nil:
 		c.reply(rule.reply)
 		return false
@@ -280,7 +313,11 @@ func splitCommand(line []byte) (verb, arg string) {
 	}
 	// Indexing a map with string(bytes) does not allocate; the stored key
 	// is returned so that verb is a constant string.
-	return verbNames[string(upper[:len(v)])], arg
+	verb = verbNames[string(upper[:len(v)])]
+	if verb == "BDAT" && len(arg) > 5 && equalFoldASCII(arg[len(arg)-5:], " LAST") {
+		verb = "BDAT LAST" // a command of its own in the state table
+	}
+	return verb, arg
 }
 
 // verbNames maps each verb the server knows, in the table or as not
@@ -290,6 +327,7 @@ var verbNames = func() map[string]string {
 	for v := range knownVerbs {
 		m[v] = v
 	}
+	delete(m, "BDAT LAST") // BDAT with LAST, told apart by splitCommand
 	for v := range notImplemented {
 		m[v] = v
 	}
@@ -353,7 +391,7 @@ func (c *conn) flush() error {
 	if c.bw.Buffered() == 0 {
 		return nil
 	}
-	c.rwc.SetWriteDeadline(time.Now().Add(orDefault(c.srv.CommandTimeout, defaultCommandTimeout)))
+	c.stream.SetWriteDeadline(time.Now().Add(orDefault(c.srv.CommandTimeout, defaultCommandTimeout)))
 	return c.bw.Flush()
 }
 
@@ -367,10 +405,8 @@ func (c *conn) end() {
 	c.cancel()
 	c.srv.trackConn(c, false)
 	c.logInfo("session ended")
-	if c.br.Size() == bufferSize {
-		c.br.Reset(nil)
-		readerPool.Put(c.br)
-	}
+	c.br.Reset(nil)
+	readerPool.Put(c.br)
 	c.bw.Reset(nil)
 	writerPool.Put(c.bw)
 	c.br, c.bw = nil, nil
@@ -388,8 +424,8 @@ func (c *conn) closeIfIdle() {
 	c.closed = true
 	r := replyShuttingDown
 	b := r.appendLine(nil, c.esmtp, ' ')
-	c.rwc.SetWriteDeadline(time.Now().Add(time.Second))
-	c.rwc.Write(append(b, "\r\n"...))
+	c.stream.SetWriteDeadline(time.Now().Add(time.Second))
+	c.stream.Write(append(b, "\r\n"...))
 	c.rwc.Close()
 }
 
@@ -461,16 +497,16 @@ func (r *connReader) Read(p []byte) (int, error) {
 		}
 	}
 	if !d.Equal(r.set) {
-		c.rwc.SetReadDeadline(d)
+		c.stream.SetReadDeadline(d)
 		r.set = d
 	}
 	if !r.command {
-		return c.rwc.Read(p)
+		return c.stream.Read(p)
 	}
 	if !c.setIdle(true) {
 		return 0, errShutdown
 	}
-	n, err := c.rwc.Read(p)
+	n, err := c.stream.Read(p)
 	if !c.setIdle(false) {
 		return 0, errClosedByShutdown
 	}

@@ -8,18 +8,22 @@ import (
 	"time"
 )
 
-// DATA (RFC 5321 4.1.1.4): the message, its Received field, its delivery.
+// DATA (RFC 5321 4.1.1.4), and what DATA and BDAT share: the Received
+// field, the call of the Handler, the replies.
 
 // data receives and delivers the message. The transaction ends whatever
 // happens; the reply comes only after the handler returned (RFC 5321
 // 4.2.5: 250 means the server has taken responsibility for the message).
 func (c *conn) data(arg string) bool {
-	if arg != "" {
+	switch {
+	case arg != "":
 		c.reply(replyNoArgument) // RFC 5321 4.3.2
+		return false
+	case c.env.Body == "BINARYMIME":
+		c.reply(replyBinaryNeedsBDAT) // RFC 3030 3
 		return false
 	}
 	srv := c.srv
-	env := c.env
 	c.reply(replyStartData)
 	// Sent now, not when the handler first reads: a handler may do work
 	// (open a file, a database transaction) before it reads.
@@ -27,47 +31,95 @@ func (c *conn) data(arg string) bool {
 		c.state = stateDone
 		return false
 	}
-	now := time.Now()
-	c.in.setDeadline(now.Add(orDefault(srv.MessageTimeout, defaultMessageTimeout)),
-		orDefault(srv.DataTimeout, defaultDataTimeout), false)
+	c.startMessage()
 	c.dr.reset(c.br, orDefault(srv.MaxMessageBytes, defaultMaxMessageBytes),
 		orDefault(srv.MaxLineLength, defaultMaxLineLength), srv.AcceptBareLineEnds)
-
-	ctx, cancel := context.WithCancel(c.ctx)
-	c.msg = messageReader{data: &c.dr, cancel: cancel,
-		timeout: orDefault(srv.DeliveryTimeout, defaultDeliveryTimeout)}
-	if !srv.DisableReceived {
-		c.msg.prefix = c.appendReceived(c.msg.buf[:0], env, now)
+	env := c.env
+	results := c.deliver(env, &c.dr)
+	// Whatever the handler read, find the end of the data so the next
+	// command is read as a command.
+	if err := c.dr.drain(); err != nil {
+		// No reply: the message never fully arrived.
+		c.readFailed(err)
+		c.state = stateDone
+		return false
 	}
+	c.replyDelivered(env, c.dr.violation(), results, c.dr.size())
+	return true
+}
+
+// startMessage sets the deadlines for reading a message: each read within
+// DataTimeout, the whole within MessageTimeout.
+func (c *conn) startMessage() {
+	c.in.setDeadline(time.Now().Add(orDefault(c.srv.MessageTimeout, defaultMessageTimeout)),
+		orDefault(c.srv.DataTimeout, defaultDataTimeout), false)
+}
+
+// deliver hands the message read from src to the Handler, after the
+// Received field, and returns the Handler's results: one per recipient for
+// an LMTPHandler on an LMTP server, one for all otherwise. The transaction
+// is over: c.env is cleared.
+func (c *conn) deliver(env *Envelope, src io.Reader) []error {
+	srv := c.srv
+	ctx, cancel := context.WithCancel(c.ctx)
+	c.msg.data, c.msg.cancel = src, cancel
+	c.msg.timeout = orDefault(srv.DeliveryTimeout, defaultDeliveryTimeout)
+	c.msg.prefix = nil
+	if !srv.DisableReceived {
+		c.msg.prefix = c.appendReceived(c.msg.buf[:0], env, time.Now())
+	}
+	c.env = nil
+	defer c.msg.stop()
+
 	h := srv.Handler
 	if h == nil {
 		h = discard
 	}
+	if lh, ok := h.(LMTPHandler); ok && srv.LMTP {
+		var results []error
+		err := c.call("Handler", func() error {
+			results = lh.ServeLMTP(ctx, env, &c.msg)
+			return nil
+		})
+		if err != nil || len(results) != len(env.Recipients) {
+			if err == nil {
+				c.logError("LMTPHandler returned the wrong number of results", "want", len(env.Recipients), "got", len(results))
+			}
+			return []error{replyInternal}
+		}
+		return results
+	}
 	err := c.call("Handler", func() error { return h.ServeSMTP(ctx, env, &c.msg) })
-	c.msg.stop()
-	c.env = nil
+	return []error{err}
+}
 
-	// Whatever the handler read, find the end of the data so the next
-	// command is read as a command.
-	if derr := c.dr.drain(); derr != nil {
-		// No reply: the message never fully arrived.
-		c.readFailed(derr)
-		c.state = stateDone
-		return false
+// replyDelivered sends the replies to a delivered message: one, or in LMTP
+// one per recipient, in their order (RFC 2033 4.2). A violation found in the
+// message refuses it whatever the handler said.
+func (c *conn) replyDelivered(env *Envelope, violation error, results []error, size int64) {
+	n := 1
+	if c.srv.LMTP {
+		n = len(env.Recipients)
 	}
-	var reply *Reply
-	switch v := c.dr.violation(); {
-	case v != nil:
-		reply = v.(*Reply)
-	case err != nil:
-		reply = c.replyFor("Handler", err)
-	default:
-		reply = &Reply{Code: 250, Enhanced: "2.0.0", Text: "OK: queued as " + env.ID}
+	var first *Reply
+	for i := 0; i < n; i++ {
+		err := results[min(i, len(results)-1)]
+		var reply *Reply
+		switch {
+		case violation != nil:
+			reply = violation.(*Reply)
+		case err != nil:
+			reply = c.replyFor("Handler", err)
+		default:
+			reply = &Reply{Code: 250, Enhanced: "2.0.0", Text: "OK: queued as " + env.ID}
+		}
+		c.reply(reply)
+		if first == nil {
+			first = reply
+		}
 	}
-	c.reply(reply)
 	c.logInfo("message", "id", env.ID, "from", env.ReversePath.String(),
-		"recipients", len(env.Recipients), "size", c.dr.size(), "reply", reply.code())
-	return true
+		"recipients", len(env.Recipients), "size", size, "reply", first.code())
 }
 
 // messageReader is what the Handler reads: the Received field, then the
@@ -75,7 +127,7 @@ func (c *conn) data(arg string) bool {
 type messageReader struct {
 	prefix  []byte
 	buf     [512]byte // holds prefix, so that it is not allocated per message
-	data    *dataReader
+	data    io.Reader // a dataReader or a chunkReader
 	cancel  context.CancelFunc
 	timeout time.Duration
 	timer   *time.Timer
@@ -113,7 +165,7 @@ func (m *messageReader) stop() {
 func (c *conn) appendReceived(b []byte, env *Envelope, now time.Time) []byte {
 	b = append(b, "Received: from "...)
 	b = append(b, env.Hello...)
-	if ip, ok := addrIP(c.rwc.RemoteAddr()); ok {
+	if ip, ok := addrIP(c.remote); ok {
 		b = append(b, " (["...)
 		if ip.Is6() {
 			b = append(b, "IPv6:"...)
@@ -124,7 +176,7 @@ func (c *conn) appendReceived(b []byte, env *Envelope, now time.Time) []byte {
 	b = append(b, "\r\n\tby "...)
 	b = append(b, c.srv.hostname()...)
 	b = append(b, " with "...)
-	b = append(b, c.protocol()...)
+	b = append(b, c.protocol(env)...)
 	b = append(b, " id "...)
 	b = append(b, env.ID...)
 	if len(env.Recipients) == 1 && env.Recipients[0].ForwardPath.Domain != "" {
@@ -137,13 +189,30 @@ func (c *conn) appendReceived(b []byte, env *Envelope, now time.Time) []byte {
 	return append(b, "\r\n"...)
 }
 
-// protocol is the Received field's "with" value (RFC 3848): SMTP after
-// HELO, ESMTP after EHLO.
-func (c *conn) protocol() string {
-	if c.esmtp {
-		return "ESMTP"
+// protocol is the Received field's "with" value: SMTP after HELO, ESMTP
+// after EHLO, LMTP; with "S" after TLS and "A" after AUTH (RFC 3848), and
+// "UTF8" before when the transaction declared SMTPUTF8 (RFC 6531 3.7.3).
+func (c *conn) protocol(env *Envelope) string {
+	p := "SMTP"
+	switch {
+	case c.srv.LMTP:
+		p = "LMTP"
+	case c.esmtp:
+		p = "ESMTP"
 	}
-	return "SMTP"
+	if p == "SMTP" {
+		return p // RFC 3848 registers S and A for ESMTP and LMTP only
+	}
+	if env.SMTPUTF8 {
+		p = "UTF8" + p
+	}
+	if c.tls != nil {
+		p += "S"
+	}
+	if c.authIdentity != "" {
+		p += "A"
+	}
+	return p
 }
 
 // addrIP returns the IP address of a TCP or UDP address, IPv4-mapped IPv6

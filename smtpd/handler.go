@@ -33,6 +33,16 @@ type Handler interface {
 	ServeSMTP(ctx context.Context, env *Envelope, msg io.Reader) error
 }
 
+// An LMTPHandler is a Handler that gives each recipient its own result, as
+// LMTP allows (RFC 2033 4.2): ServeLMTP returns one error per
+// env.Recipients, in their order, nil for "delivered". It is used when
+// [Server.LMTP] is set, instead of ServeSMTP. If it returns the wrong
+// number of results, every recipient gets 451.
+type LMTPHandler interface {
+	Handler
+	ServeLMTP(ctx context.Context, env *Envelope, msg io.Reader) []error
+}
+
 // HandlerFunc adapts a function to a [Handler] (seed -deliver).
 type HandlerFunc func(ctx context.Context, env *Envelope, msg io.Reader) error
 
@@ -84,20 +94,49 @@ type Envelope struct {
 	// TLS is the state of the connection's TLS layer, nil without TLS.
 	TLS *tls.ConnectionState
 
+	// AuthIdentity is who the client authenticated as with AUTH
+	// (RFC 4954), "" when it did not.
+	AuthIdentity string
+
 	// ReversePath is the MAIL argument; IsNull for "<>" (a bounce,
-	// RFC 5321 4.5.5). MailParams are its ESMTP parameters (SIZE, BODY).
+	// RFC 5321 4.5.5). MailParams are all its ESMTP parameters, as sent;
+	// the fields below hold those the server knows, checked and decoded.
 	ReversePath Path
 	MailParams  Params
+
+	// Body is the BODY parameter in upper case: "7BIT", "8BITMIME"
+	// (RFC 6152), "BINARYMIME" (RFC 3030), or "" when not given.
+	Body string
+
+	// SMTPUTF8 is set when MAIL declared SMTPUTF8 (RFC 6531): addresses
+	// and header fields may hold UTF-8.
+	SMTPUTF8 bool
+
+	// Ret and EnvID are the DSN parameters of MAIL (RFC 3461 4.3, 4.4):
+	// "FULL", "HDRS" or ""; the envelope identifier, xtext decoded. The
+	// server sends no delivery status notifications; it passes them on.
+	Ret   string
+	EnvID string
+
+	// MailAuth is MAIL's AUTH parameter (RFC 4954 5), xtext decoded: the
+	// mailbox that submitted the message, "<>" for unknown, "" when not
+	// given.
+	MailAuth string
 
 	// Recipients are the accepted RCPT commands, in order.
 	Recipients []Recipient
 }
 
 // Recipient is one accepted RCPT command: a forward-path and its ESMTP
-// parameters.
+// parameters, as sent, with the DSN parameters (RFC 3461) checked and
+// decoded: Notify is NOTIFY's list in upper case ("NEVER", or some of
+// "SUCCESS", "FAILURE", "DELAY"), nil when not given; ORCPT is the original
+// recipient as addr-type ";" address, xtext decoded, "" when not given.
 type Recipient struct {
 	ForwardPath Path
 	Params      Params
+	Notify      []string
+	ORCPT       string
 }
 
 // discard is the Handler of a Server whose Handler is nil: it reads and

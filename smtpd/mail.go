@@ -1,10 +1,5 @@
 package smtpd
 
-import (
-	"strconv"
-	"strings"
-)
-
 // MAIL and RCPT: the envelope of a mail transaction (RFC 5321 3.3, 4.1.1.2,
 // 4.1.1.3).
 
@@ -24,12 +19,20 @@ func (c *conn) mail(arg string) bool {
 		c.reply(err.(*Reply))
 		return false
 	}
-	if r := c.checkMailParams(params); r != nil {
-		c.reply(r)
+	switch {
+	case c.srv.RequireTLS && c.tls == nil:
+		c.reply(replyTLSRequired) // RFC 3207 4
+		return false
+	case c.srv.RequireAuth && c.authIdentity == "":
+		c.reply(replyAuthRequired) // RFC 4954 6
 		return false
 	}
 	env := c.newEnvelope()
 	env.ReversePath, env.MailParams = path, params
+	if r := c.mailParams(env, params); r != nil {
+		c.reply(r)
+		return false
+	}
 	if c.srv.CheckSender != nil {
 		if err := c.call("CheckSender", func() error { return c.srv.CheckSender(c.ctx, env) }); err != nil {
 			c.reply(c.replyFor("CheckSender", err))
@@ -41,50 +44,25 @@ func (c *conn) mail(arg string) bool {
 	return true
 }
 
-// checkMailParams checks the MAIL parameters of the extensions the server
-// offers. Parameters need EHLO: after HELO none is known (RFC 5321 4.1.1.11).
-func (c *conn) checkMailParams(params Params) *Reply {
-	for k := range params {
-		if !c.esmtp || (k != "SIZE" && k != "BODY") {
-			return replyUnknownParam
-		}
-	}
-	if v, ok := params["SIZE"]; ok {
-		// RFC 1870 5: SIZE=size-value, 1 to 20 digits.
-		size, err := strconv.ParseUint(v, 10, 64)
-		if err != nil || len(v) > 20 || v[0] == '+' {
-			return replyBadParam
-		}
-		if limit := orDefault(c.srv.MaxMessageBytes, defaultMaxMessageBytes); limit > 0 && size > uint64(limit) {
-			return replySizeTooBig
-		}
-	}
-	if v, ok := params["BODY"]; ok {
-		// RFC 6152 2: BODY=7BIT or BODY=8BITMIME.
-		if !strings.EqualFold(v, "7BIT") && !strings.EqualFold(v, "8BITMIME") {
-			return replyBadParam
-		}
-	}
-	return nil
-}
-
 // rcpt adds a recipient: RCPT TO:<forward-path> [parameters].
 func (c *conn) rcpt(arg string) bool {
-	path, params, err := parseRcptArg(arg, c.pathLimits())
+	env := c.env
+	lim := c.pathLimits()
+	lim.utf8 = env.SMTPUTF8 // RFC 6531 3.4: declared at MAIL
+	path, params, err := parseRcptArg(arg, lim)
 	if err != nil {
 		c.reply(err.(*Reply))
 		return false
 	}
-	if len(params) > 0 {
-		c.reply(replyUnknownParam) // no RCPT parameter is offered yet
-		return false
-	}
-	env := c.env
 	if limit := orDefault(c.srv.MaxRecipients, defaultMaxRecipients); limit > 0 && len(env.Recipients) >= limit {
 		c.reply(replyTooManyRecipients) // RFC 5321 4.5.3.1.10
 		return false
 	}
 	rcpt := Recipient{ForwardPath: path, Params: params}
+	if r := c.rcptParams(&rcpt, params); r != nil {
+		c.reply(r)
+		return false
+	}
 	if c.srv.CheckRecipient != nil && !c.isPostmaster(path) {
 		if err := c.call("CheckRecipient", func() error { return c.srv.CheckRecipient(c.ctx, env, rcpt) }); err != nil {
 			c.reply(c.replyFor("CheckRecipient", err))
@@ -109,11 +87,13 @@ func (c *conn) isPostmaster(p Path) bool {
 // session, for a new transaction.
 func (c *conn) newEnvelope() *Envelope {
 	return &Envelope{
-		ID:         c.srv.newID(),
-		RemoteAddr: c.rwc.RemoteAddr(),
-		LocalAddr:  c.rwc.LocalAddr(),
-		Hello:      c.greeting,
-		ESMTP:      c.esmtp,
+		ID:           c.srv.newID(),
+		RemoteAddr:   c.remote,
+		LocalAddr:    c.rwc.LocalAddr(),
+		Hello:        c.greeting,
+		ESMTP:        c.esmtp,
+		TLS:          c.tls,
+		AuthIdentity: c.authIdentity,
 	}
 }
 

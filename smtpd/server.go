@@ -3,10 +3,12 @@ package smtpd
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -28,8 +30,9 @@ var ErrServerClosed = errors.New("smtpd: Server closed")
 // server started serving. Any number of Servers may run in one process.
 type Server struct {
 	// Addr is the TCP address ListenAndServe listens on, "host:port".
-	// Empty means ":smtp" (port 25). Port 0 picks a free port; to learn
-	// which, listen yourself and call [Server.Serve] with the listener.
+	// Empty means ":25", or ":465" for ListenAndServeTLS (RFC 8314 7.3).
+	// Port 0 picks a free port; to learn which, listen yourself and call
+	// [Server.Serve] with the listener.
 	Addr string
 
 	// Hostname is the server's name in the greeting, the EHLO reply and
@@ -99,8 +102,7 @@ type Server struct {
 	MaxLineLength int
 
 	// MaxCommandLength limits a command line including CRLF. Zero means
-	// 512 (RFC 5321 4.5.3.1.4). Raise it with care: it sets the read
-	// buffer of every connection when larger than 4096.
+	// 512 (RFC 5321 4.5.3.1.4).
 	MaxCommandLength int
 
 	// MaxLocalPart, MaxDomain and MaxPath limit a mailbox's local-part, a
@@ -138,6 +140,63 @@ type Server struct {
 	// context stays alive; then it is cancelled. Zero means 10 minutes,
 	// the time a client waits for the reply (RFC 5321 4.5.3.2.6).
 	DeliveryTimeout time.Duration
+
+	// TLSConfig enables STARTTLS (RFC 3207) when set: it is offered in
+	// the EHLO reply until the session is encrypted. [Server.ServeTLS]
+	// uses it for implicit TLS (RFC 8314). It must hold a certificate
+	// (Certificates, GetCertificate or GetConfigForClient).
+	TLSConfig *tls.Config
+
+	// RequireTLS, when set, refuses MAIL before STARTTLS with
+	// "530 5.7.0" (RFC 3207 4).
+	RequireTLS bool
+
+	// TLSHandshakeTimeout limits a TLS handshake. Zero means 30 seconds.
+	TLSHandshakeTimeout time.Duration
+
+	// Authenticate, when set, offers AUTH PLAIN and LOGIN (RFC 4954,
+	// RFC 4616) and checks the credentials they carry: username and
+	// password, and the authorization identity the client asked for
+	// (PLAIN only; empty when not given, which means "username"). Return
+	// nil to accept, [ErrAuthFailed] (or another *Reply) to refuse. An
+	// error that is not a *Reply is logged and answered "451 4.3.0".
+	// The identity that reaches the callbacks afterwards, as
+	// env.AuthIdentity, is identity when set, else username.
+	Authenticate func(ctx context.Context, env *Envelope, identity, username, password string) error
+
+	// AuthMechanisms adds SASL mechanisms (RFC 4422) to AUTH, keyed by
+	// their upper-case name; each function starts one exchange. Names here
+	// replace the built-in PLAIN and LOGIN.
+	AuthMechanisms map[string]func(env *Envelope) AuthMechanism
+
+	// AllowInsecureAuth, when set, offers AUTH on connections without
+	// TLS. By default AUTH is offered only after STARTTLS or on implicit
+	// TLS, and answered "538 5.7.11" before, so that passwords never
+	// cross the network in the clear.
+	AllowInsecureAuth bool
+
+	// RequireAuth, when set, refuses MAIL before AUTH with "530 5.7.0"
+	// (RFC 4954 6).
+	RequireAuth bool
+
+	// MaxAuthFailures is how many failed AUTH attempts a session may
+	// make; the next failure ends it with 421. Zero means 3.
+	MaxAuthFailures int
+
+	// LMTP, when set, makes the server speak LMTP (RFC 2033) instead of
+	// SMTP: the client greets with LHLO, and after the message the server
+	// sends one reply per accepted recipient. A Handler that implements
+	// [LMTPHandler] gives each recipient its own result.
+	LMTP bool
+
+	// ProxyTrusted lists the networks whose connections begin with a
+	// PROXY protocol header, version 1 or 2 (HAProxy's "send-proxy" and
+	// "send-proxy-v2"): the client address it carries replaces the
+	// connection's own for the callbacks, the log and the Received
+	// field. Connections from these networks without a valid header are
+	// closed; connections from other networks must not send one. Nil
+	// disables the PROXY protocol.
+	ProxyTrusted []netip.Prefix
 
 	// AcceptBareLineEnds, when set, accepts a CR or LF that is not part of
 	// a CRLF in message text, as content. They never end a line or the
@@ -181,6 +240,8 @@ const (
 	defaultDataTimeout     = 3 * time.Minute
 	defaultMessageTimeout  = 30 * time.Minute
 	defaultDeliveryTimeout = 10 * time.Minute
+	defaultTLSHandshake    = 30 * time.Second
+	defaultMaxAuthFailures = 3
 
 	// A refused client (CheckConnection) may send this many commands
 	// besides QUIT, for at most refusedTimeout, before it is cut off.
@@ -203,24 +264,73 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 // ListenAndServe listens on srv.Addr and serves connections on it. It always
 // returns a non-nil error; after Shutdown or Close, ErrServerClosed.
 func (srv *Server) ListenAndServe() error {
-	if srv.shuttingDown() {
-		return ErrServerClosed
-	}
-	addr := srv.Addr
-	if addr == "" {
-		addr = ":smtp"
-	}
-	l, err := net.Listen("tcp", addr)
+	return srv.listenAndServe(":25", nil)
+}
+
+// ListenAndServeTLS is ListenAndServe with implicit TLS (RFC 8314): every
+// connection starts with a TLS handshake, before the greeting. certFile and
+// keyFile name PEM files with the certificate chain and its key; when both
+// are empty, TLSConfig must hold the certificate.
+func (srv *Server) ListenAndServeTLS(certFile, keyFile string) error {
+	config, err := srv.tlsConfigFor(certFile, keyFile)
 	if err != nil {
 		return err
 	}
-	return srv.Serve(l)
+	return srv.listenAndServe(":465", config)
+}
+
+func (srv *Server) listenAndServe(defaultAddr string, config *tls.Config) error {
+	if srv.shuttingDown() {
+		return ErrServerClosed
+	}
+	l, err := net.Listen("tcp", orString(srv.Addr, defaultAddr))
+	if err != nil {
+		return err
+	}
+	return srv.serve(l, config)
 }
 
 // Serve accepts connections on l and serves each in its own goroutine.
 // Serve closes l when it returns. It always returns a non-nil error; after
 // Shutdown or Close, ErrServerClosed.
 func (srv *Server) Serve(l net.Listener) error {
+	return srv.serve(l, nil)
+}
+
+// ServeTLS is Serve with implicit TLS (RFC 8314) on every connection; see
+// ListenAndServeTLS for certFile and keyFile.
+func (srv *Server) ServeTLS(l net.Listener, certFile, keyFile string) error {
+	config, err := srv.tlsConfigFor(certFile, keyFile)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	return srv.serve(l, config)
+}
+
+// tlsConfigFor returns a copy of TLSConfig with the certificate from
+// certFile and keyFile added, as net/http's ServeTLS does.
+func (srv *Server) tlsConfigFor(certFile, keyFile string) (*tls.Config, error) {
+	config := &tls.Config{}
+	if srv.TLSConfig != nil {
+		config = srv.TLSConfig.Clone()
+	}
+	if certFile != "" || keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, err
+		}
+		config.Certificates = append(config.Certificates, cert)
+	}
+	if !canServeTLS(config) {
+		return nil, errors.New("smtpd: TLS needs a certificate: none in TLSConfig, no certFile and keyFile")
+	}
+	return config, nil
+}
+
+// serve is Serve; config, when set, starts each connection with a TLS
+// handshake.
+func (srv *Server) serve(l net.Listener, config *tls.Config) error {
 	if !srv.trackListener(&l, true) {
 		l.Close()
 		return ErrServerClosed
@@ -246,6 +356,7 @@ func (srv *Server) Serve(l net.Listener) error {
 		}
 		backoff = 0
 		c := srv.newConn(rwc)
+		c.implicitTLS = config
 		if !srv.trackConn(c, true) {
 			go srv.refuse(rwc)
 			continue

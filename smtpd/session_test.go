@@ -22,7 +22,8 @@ func TestGreetingAndBanner(t *testing.T) {
 		t.Fatalf("greeting %q", got)
 	}
 	lines := c.do("EHLO client.example", "250 ")
-	want := []string{"250-mx.example.org", "250-PIPELINING", "250-8BITMIME", "250-SIZE 33554432", "250 ENHANCEDSTATUSCODES"}
+	want := []string{"250-mx.example.org", "250-PIPELINING", "250-8BITMIME", "250-SIZE 33554432",
+		"250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250-BINARYMIME", "250-SMTPUTF8", "250 DSN"}
 	if strings.Join(lines, "|") != strings.Join(want, "|") {
 		t.Fatalf("EHLO reply %q, want %q", lines, want)
 	}
@@ -50,7 +51,11 @@ func TestSequence(t *testing.T) {
 		S: 250-PIPELINING
 		S: 250-8BITMIME
 		S: 250-SIZE
-		S: 250 ENHANCEDSTATUSCODES
+		S: 250-ENHANCEDSTATUSCODES
+		S: 250-CHUNKING
+		S: 250-BINARYMIME
+		S: 250-SMTPUTF8
+		S: 250 DSN
 		C: RCPT TO:<b@example.org>
 		S: 503 5.5.1 Bad sequence
 		C: DATA
@@ -82,7 +87,11 @@ func TestVerbs(t *testing.T) {
 		S: 250-PIPELINING
 		S: 250-8BITMIME
 		S: 250-SIZE
-		S: 250 ENHANCEDSTATUSCODES
+		S: 250-ENHANCEDSTATUSCODES
+		S: 250-CHUNKING
+		S: 250-BINARYMIME
+		S: 250-SMTPUTF8
+		S: 250 DSN
 		C: XYZZY
 		S: 500 5.5.2 Syntax error, command unrecognized
 		# The seed matched verbs as glob patterns; these hung it.
@@ -464,7 +473,8 @@ func TestSlowClientDoesNotStallOthers(t *testing.T) {
 // TestReceivedDate: the date is RFC 5322's, with the zone's real offset
 // (the seed computed offsets in whole hours: +0600 for +05:30).
 func TestReceivedDate(t *testing.T) {
-	c := &conn{srv: &Server{Hostname: "mx.test"}, rwc: &scriptConn{}, esmtp: true}
+	rwc := &scriptConn{}
+	c := &conn{srv: &Server{Hostname: "mx.test"}, rwc: rwc, remote: rwc.RemoteAddr(), esmtp: true}
 	env := &Envelope{ID: "ID1", Hello: "client.example"}
 	now := time.Date(2026, 11, 25, 9, 5, 7, 0, time.FixedZone("IST", 5*3600+30*60))
 	got := string(c.appendReceived(nil, env, now))

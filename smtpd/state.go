@@ -26,6 +26,9 @@ const (
 	stateMail
 	// stateRcpt: at least one RCPT accepted (3.3).
 	stateRcpt
+	// stateChunk: a BDAT chunk without LAST accepted; the message goes on
+	// in further chunks (RFC 3030 2).
+	stateChunk
 
 	numStates
 )
@@ -37,6 +40,7 @@ var stateNames = [numStates]string{
 	stateIdentified: "identified",
 	stateMail:       "mail",
 	stateRcpt:       "rcpt",
+	stateChunk:      "chunk",
 }
 
 func (s state) String() string { return stateNames[s] }
@@ -56,8 +60,10 @@ func (set states) has(s state) bool { return set&(1<<s) != 0 }
 
 // Common sets of states.
 var (
-	afterHello = setOf(stateIdentified, stateMail, stateRcpt)
-	talking    = setOf(stateConnected, stateIdentified, stateMail, stateRcpt)
+	afterHello = setOf(stateIdentified, stateMail, stateRcpt, stateChunk)
+	talking    = setOf(stateConnected, stateIdentified, stateMail, stateRcpt, stateChunk)
+	// beforeMessage leaves out the states between BDAT chunks.
+	beforeMessage = setOf(stateConnected, stateIdentified, stateMail, stateRcpt)
 )
 
 // stay as a rule's next state means the command leaves the state unchanged.
@@ -75,19 +81,26 @@ type rule struct {
 	reply *Reply
 }
 
-// stateTable is the RFC 5321 state machine. Extensions add their own rows
-// (STARTTLS, AUTH, BDAT) in the same form.
+// stateTable is the RFC 5321 state machine, with the rows of the
+// extensions: LMTP, STARTTLS, AUTH, CHUNKING. "BDAT LAST" is BDAT with its
+// LAST argument: it ends the transaction where BDAT does not, so it has rows
+// of its own (splitCommand tells them apart).
 var stateTable = []rule{
 	{talking, "EHLO", stateIdentified, "4.1.1.1, 4.1.4", "a later EHLO resets the transaction as RSET does", nil},
 	{talking, "HELO", stateIdentified, "4.1.1.1, 4.1.4", "a later HELO resets the transaction as RSET does", nil},
+	{talking, "LHLO", stateIdentified, "RFC 2033 4.1", "LMTP's EHLO; an SMTP server answers 500, as an LMTP server does to HELO and EHLO", nil},
+	{beforeMessage, "STARTTLS", stateConnected, "RFC 3207 4, 4.2", "220, the TLS handshake, then the session starts over: the client greets again", nil},
+	{setOf(stateIdentified), "AUTH", stay, "RFC 4954 4", "once per session, not in a transaction; 334 challenges, then 235 or 535", nil},
 	{setOf(stateIdentified), "MAIL", stateMail, "4.1.1.2, 3.3", "starts a mail transaction; nested MAIL is refused", nil},
 	{setOf(stateMail, stateRcpt), "RCPT", stateRcpt, "4.1.1.3, 3.3", "adds a forward-path; the state stays when it is refused", nil},
 	{setOf(stateRcpt), "DATA", stateIdentified, "4.1.1.4, 3.3", "354, then the message; the transaction ends whatever the outcome", nil},
 	{setOf(stateMail), "DATA", stay, "3.3", "no recipient was accepted", replyNoValidRecipients},
+	{setOf(stateRcpt, stateChunk), "BDAT", stateChunk, "RFC 3030 2", "a chunk of exactly the octets announced, 250 for each; refused or not, the octets are read", nil},
+	{setOf(stateRcpt, stateChunk), "BDAT LAST", stateIdentified, "RFC 3030 2", "the last chunk: the message is delivered and the transaction ends", nil},
 	{afterHello, "RSET", stateIdentified, "4.1.1.5", "aborts the transaction", nil},
 	{setOf(stateConnected), "RSET", stay, "4.1.1.5, 4.1.4", "before HELO the session stays unidentified; RSET is still 250", nil},
 	{talking, "NOOP", stay, "4.1.1.9", "arguments are ignored", nil},
-	{setOf(stateRefused, stateConnected, stateIdentified, stateMail, stateRcpt), "QUIT", stay, "4.1.1.10, 3.1", "221, then the server closes the connection", nil},
+	{talking | setOf(stateRefused), "QUIT", stay, "4.1.1.10, 3.1", "221, then the server closes the connection", nil},
 	{talking, "VRFY", stay, "4.1.1.6, 3.5.3", "252 unless Server.Verify answers", nil},
 	{talking, "EXPN", stay, "4.1.1.7, 3.5.2", "502 unless Server.Expand is set", nil},
 	{talking, "HELP", stay, "4.1.1.8", "214", nil},

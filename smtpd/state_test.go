@@ -84,7 +84,8 @@ var stateDocs = [numStates]string{
 	stateConnected:  "greeted with 220; the client has not sent HELO or EHLO (4.1.1.1)",
 	stateIdentified: "after HELO or EHLO; no mail transaction (3.3)",
 	stateMail:       "MAIL accepted; no recipient yet (3.3)",
-	stateRcpt:       "at least one recipient accepted; DATA may follow (3.3)",
+	stateRcpt:       "at least one recipient accepted; DATA or BDAT may follow (3.3)",
+	stateChunk:      "a BDAT chunk without LAST accepted; the message goes on in more chunks (RFC 3030 2)",
 }
 
 // tableVerbs lists the verbs of the table in the order they first appear.

@@ -1,0 +1,249 @@
+package smtpd
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"sort"
+	"strings"
+	"time"
+)
+
+// AUTH (RFC 4954) with SASL (RFC 4422): PLAIN (RFC 4616) and LOGIN built
+// in, further mechanisms through [AuthMechanism].
+
+// An AuthMechanism runs one SASL exchange (RFC 4422 3) on the server's side.
+//
+// Next is called with each response of the client, decoded from base64: the
+// initial response first (nil when the client sent none, empty when it sent
+// "="). It returns a challenge to send with 334 (done false), or the end of
+// the exchange (done true) with the identity the client authenticated as,
+// or an error that refuses the authentication: a *[Reply] is sent as it is
+// ([ErrAuthFailed] for bad credentials); any other error is logged and
+// answered "451 4.3.0".
+type AuthMechanism interface {
+	Next(ctx context.Context, response []byte) (challenge []byte, identity string, done bool, err error)
+}
+
+// ErrAuthFailed is the reply to bad credentials (RFC 4954 6).
+var ErrAuthFailed = &Reply{Code: 535, Enhanced: "5.7.8", Text: "Authentication credentials invalid"}
+
+var (
+	replyAuthOK          = &Reply{Code: 235, Enhanced: "2.7.0", Text: "Authentication successful"}
+	replyAuthCancelled   = &Reply{Code: 501, Enhanced: "5.5.2", Text: "Authentication cancelled"}
+	replyAuthBadBase64   = &Reply{Code: 501, Enhanced: "5.5.2", Text: "Cannot decode response"}
+	replyAuthBadSyntax   = &Reply{Code: 501, Enhanced: "5.5.2", Text: "Malformed authentication response"}
+	replyAuthUnknownMech = &Reply{Code: 504, Enhanced: "5.5.4", Text: "Unrecognized authentication type"}
+	replyAuthTwice       = &Reply{Code: 503, Enhanced: "5.5.1", Text: "Already authenticated"}
+	replyAuthEncryption  = &Reply{Code: 538, Enhanced: "5.7.11", Text: "Encryption required for requested authentication mechanism"}
+	replyAuthRequired    = &Reply{Code: 530, Enhanced: "5.7.0", Text: "Authentication required"}
+	replyAuthLineTooLong = &Reply{Code: 500, Enhanced: "5.5.6", Text: "Authentication exchange line is too long"}
+	replyAuthFailures    = &Reply{Code: 421, Enhanced: "4.7.0", Text: "Too many authentication failures, closing connection"}
+)
+
+// maxAuthLine is the longest AUTH command or response line the server
+// takes: RFC 4954 4 asks for at least 12288 octets.
+const maxAuthLine = 12288
+
+// auth runs AUTH mechanism [initial-response].
+func (c *conn) auth(arg string) bool {
+	mechs := c.srv.authMechanisms()
+	switch {
+	case len(mechs) == 0:
+		c.reply(replyNotImplemented) // not offered
+		return false
+	case c.authIdentity != "":
+		c.reply(replyAuthTwice) // RFC 4954 4: once per session
+		return false
+	case !c.authOffered():
+		c.reply(replyAuthEncryption)
+		return false
+	}
+	name, initial, hasInitial := strings.Cut(arg, " ")
+	start := mechs[strings.ToUpper(name)]
+	if start == nil {
+		c.reply(replyAuthUnknownMech)
+		return false
+	}
+	var response []byte // nil: no initial response
+	if hasInitial {
+		var r *Reply
+		if response, r = decodeAuthResponse(initial); r != nil {
+			c.reply(r)
+			return false
+		}
+	}
+	mech := start(c.newEnvelope())
+	for {
+		var challenge []byte
+		var identity string
+		var done bool
+		err := c.call("AuthMechanism", func() (err error) {
+			challenge, identity, done, err = mech.Next(c.ctx, response)
+			return err
+		})
+		if err != nil {
+			c.authFailures++
+			c.reply(c.replyFor("AuthMechanism", err))
+			if limit := orDefault(c.srv.MaxAuthFailures, defaultMaxAuthFailures); limit > 0 && c.authFailures >= limit {
+				c.replyAndClose(replyAuthFailures)
+			}
+			return false
+		}
+		if done {
+			c.authIdentity = identity
+			c.reply(replyAuthOK)
+			c.logInfo("authenticated", "mechanism", strings.ToUpper(name))
+			return true
+		}
+		// RFC 4954 4: "334" SP [base64]; the response is one line.
+		c.reply(&Reply{Code: 334, Text: base64.StdEncoding.EncodeToString(challenge)})
+		c.in.setDeadline(time.Now().Add(orDefault(c.srv.CommandTimeout, defaultCommandTimeout)), 0, false)
+		line, bad, rerr := c.readLine(maxAuthLine)
+		switch {
+		case rerr != nil:
+			c.readFailed(rerr)
+			c.state = stateDone
+			return false
+		case bad == replyCommandTooLong:
+			c.reply(replyAuthLineTooLong)
+			return false
+		case bad != nil:
+			c.reply(bad)
+			return false
+		}
+		var r *Reply
+		if response, r = decodeAuthResponse(string(line)); r != nil {
+			c.reply(r)
+			return false
+		}
+	}
+}
+
+// decodeAuthResponse decodes a client response: "*" cancels (RFC 4954 4),
+// "=" is an empty initial response, anything else is base64.
+func decodeAuthResponse(s string) ([]byte, *Reply) {
+	switch s {
+	case "*":
+		return nil, replyAuthCancelled
+	case "=":
+		return []byte{}, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, replyAuthBadBase64
+	}
+	return b, nil
+}
+
+// authOffered reports whether AUTH is offered now: only over TLS unless
+// AllowInsecureAuth is set, so that a password is never sent in the clear.
+func (c *conn) authOffered() bool {
+	return c.tls != nil || c.srv.AllowInsecureAuth
+}
+
+// authMechanisms returns the mechanisms offered: PLAIN and LOGIN when
+// Authenticate is set, and AuthMechanisms.
+func (srv *Server) authMechanisms() map[string]func(*Envelope) AuthMechanism {
+	if srv.Authenticate == nil {
+		return srv.AuthMechanisms
+	}
+	m := map[string]func(*Envelope) AuthMechanism{
+		"PLAIN": func(env *Envelope) AuthMechanism { return &plainAuth{srv: srv, env: env} },
+		"LOGIN": func(env *Envelope) AuthMechanism { return &loginAuth{srv: srv, env: env} },
+	}
+	for name, start := range srv.AuthMechanisms {
+		m[name] = start
+	}
+	return m
+}
+
+// authNames returns the names of the mechanisms for the EHLO reply, sorted
+// so that the reply is the same each time.
+func (srv *Server) authNames() string {
+	var names []string
+	for name := range srv.authMechanisms() {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return strings.Join(names, " ")
+}
+
+// plainAuth is the PLAIN mechanism (RFC 4616): one message,
+// authzid NUL authcid NUL passwd.
+type plainAuth struct {
+	srv *Server
+	env *Envelope
+}
+
+func (a *plainAuth) Next(ctx context.Context, response []byte) ([]byte, string, bool, error) {
+	if response == nil {
+		return nil, "", false, nil // RFC 4954 4: an empty challenge asks for it
+	}
+	parts := bytes.Split(response, []byte{0})
+	if len(parts) != 3 || len(parts[1]) == 0 {
+		return nil, "", true, replyAuthBadSyntax
+	}
+	identity, username, password := string(parts[0]), string(parts[1]), string(parts[2])
+	if err := a.srv.Authenticate(ctx, a.env, identity, username, password); err != nil {
+		return nil, "", true, err
+	}
+	return nil, orString(identity, username), true, nil
+}
+
+// loginAuth is the LOGIN mechanism (draft-murchison-sasl-login): the
+// username, then the password, each asked for with a text prompt. An
+// initial response is taken as the username.
+type loginAuth struct {
+	srv      *Server
+	env      *Envelope
+	step     int
+	username string
+}
+
+func (a *loginAuth) Next(ctx context.Context, response []byte) ([]byte, string, bool, error) {
+	switch {
+	case a.step == 0 && response == nil:
+		a.step = 1
+		return []byte("Username:"), "", false, nil
+	case a.step <= 1:
+		a.username = string(response)
+		a.step = 2
+		return []byte("Password:"), "", false, nil
+	}
+	if err := a.srv.Authenticate(ctx, a.env, "", a.username, string(response)); err != nil {
+		return nil, "", true, err
+	}
+	return nil, a.username, true, nil
+}
+
+// decodeXtext decodes xtext (RFC 3461 4): printable ASCII but "+" and "=",
+// and "+" followed by two upper-case hex digits for any octet.
+func decodeXtext(s string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '+':
+			if i+2 >= len(s) || !isUpperHex(s[i+1]) || !isUpperHex(s[i+2]) {
+				return "", false
+			}
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+		case c < '!' || c > '~' || c == '=':
+			return "", false
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), true
+}
+
+func isUpperHex(c byte) bool { return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' }
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c - 'A' + 10
+}

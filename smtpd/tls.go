@@ -1,0 +1,81 @@
+package smtpd
+
+import (
+	"crypto/tls"
+	"time"
+)
+
+// STARTTLS (RFC 3207) and implicit TLS (RFC 8314).
+
+var (
+	replyReadyTLS       = &Reply{Code: 220, Enhanced: "2.0.0", Text: "Ready to start TLS"}
+	replyTLSActive      = &Reply{Code: 503, Enhanced: "5.5.1", Text: "TLS already active"}
+	replyTLSUnavailable = &Reply{Code: 454, Enhanced: "4.7.0", Text: "TLS not available due to temporary reason"}
+	replyTLSRequired    = &Reply{Code: 530, Enhanced: "5.7.0", Text: "Must issue a STARTTLS command first"}
+)
+
+// starttls upgrades the session to TLS. After the handshake the session
+// starts over: the client must greet again, and everything it said before
+// is forgotten, since it was said in the clear (RFC 3207 4.2).
+func (c *conn) starttls(arg string) bool {
+	switch {
+	case c.srv.TLSConfig == nil:
+		c.reply(replyNotImplemented) // not offered
+		return false
+	case c.tls != nil:
+		c.reply(replyTLSActive) // RFC 3207 4.2: not offered after TLS
+		return false
+	case arg != "":
+		c.reply(replyNoArgument) // RFC 3207 4
+		return false
+	case !canServeTLS(c.srv.TLSConfig):
+		c.reply(replyTLSUnavailable)
+		return false
+	}
+	c.reply(replyReadyTLS)
+	if c.flush() != nil {
+		c.state = stateDone
+		return false
+	}
+	// Whatever the client sent after STARTTLS and before the handshake
+	// came in the clear, where anyone on the path could have added it
+	// (CVE-2011-0411): it is dropped, never run as commands after the
+	// handshake. Bytes still in flight break the handshake instead.
+	if n := c.br.Buffered(); n > 0 {
+		c.br.Discard(n)
+		c.logInfo("discarded plaintext sent after STARTTLS", "octets", n)
+	}
+	if !c.handshake(c.srv.TLSConfig) {
+		// Never go on in the clear after a failed handshake.
+		c.state = stateDone
+		return false
+	}
+	c.env = nil
+	c.greeting, c.esmtp = "", false
+	c.authIdentity = ""
+	return true
+}
+
+// handshake puts a TLS layer over the connection and runs the handshake,
+// within TLSHandshakeTimeout. It reports whether it succeeded.
+func (c *conn) handshake(config *tls.Config) bool {
+	tc := tls.Server(c.rwc, config)
+	tc.SetDeadline(time.Now().Add(orDefault(c.srv.TLSHandshakeTimeout, defaultTLSHandshake)))
+	if err := tc.HandshakeContext(c.ctx); err != nil {
+		c.logInfo("TLS handshake failed", "error", err)
+		return false
+	}
+	tc.SetDeadline(time.Time{})
+	state := tc.ConnectionState()
+	c.tls = &state
+	c.stream = tc
+	c.in.set = time.Time{} // the TLS layer has its own deadline to set
+	c.br.Reset(&c.in)
+	c.bw.Reset(tc)
+	return true
+}
+
+// canServeTLS reports whether config can present a certificate.
+func canServeTLS(config *tls.Config) bool {
+	return len(config.Certificates) > 0 || config.GetCertificate != nil || config.GetConfigForClient != nil
+}
