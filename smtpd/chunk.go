@@ -93,14 +93,15 @@ func parseBDAT(arg string) (size int64, last bool, ok bool) {
 	return int64(n), last, true
 }
 
-// skipChunk reads and drops the chunk of a BDAT command that was refused,
+// refuseChunk refuses a BDAT command with r and reads and drops its chunk,
 // so that its octets are never taken for commands (go-smtp issue #315).
-func (c *conn) skipChunk(arg string) {
+func (c *conn) refuseChunk(arg string, r *Reply) {
 	size, _, ok := parseBDAT(arg)
 	if !ok {
 		c.replyAndClose(replyBadChunk)
 		return
 	}
+	c.reply(r)
 	c.startMessage()
 	if _, err := c.br.Discard(int(min(size, 1<<62))); err != nil {
 		c.readFailed(err)

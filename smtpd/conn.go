@@ -271,12 +271,12 @@ func (c *conn) dispatch(line []byte) (quit bool) {
 	}
 	rule, refusal := lookup(c.state, verb)
 	switch {
+	case refusal != nil && (verb == "BDAT" || verb == "BDAT LAST"):
+		c.refuseChunk(arg, refusal)
+		return c.state == stateDone
 	case refusal != nil:
 		c.reply(refusal)
-		if verb == "BDAT" || verb == "BDAT LAST" {
-			c.skipChunk(arg) // its octets follow, refused or not (RFC 3030 2)
-		}
-		return c.state == stateDone
+		return false
 	case rule.reply != nil:
 		c.reply(rule.reply)
 		return false
