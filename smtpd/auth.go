@@ -129,8 +129,10 @@ func decodeAuthResponse(s string) ([]byte, *Reply) {
 	case "=":
 		return []byte{}, nil
 	}
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
+	// Canonical base64 only; encoding/base64 skips CR and LF, which a
+	// response cannot hold.
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil || strings.ContainsAny(s, "\r\n") {
 		return nil, replyAuthBadBase64
 	}
 	return b, nil

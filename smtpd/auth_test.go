@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -221,4 +222,78 @@ func TestDecodeXtext(t *testing.T) {
 			t.Errorf("decodeXtext(%q) = %q, %v; want %q, %v", tc.in, out, ok, tc.out, tc.ok)
 		}
 	}
+}
+
+// FuzzAuthPlain: PLAIN's message parser never panics, passes on only the
+// three NUL-separated parts, and refuses everything else with a reply.
+func FuzzAuthPlain(f *testing.F) {
+	for _, seed := range []string{"\x00jane\x00secret", "boss\x00jane\x00pw", "", "\x00\x00", "a\x00b\x00c\x00d", "no nul", "\x00\x00pw"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		var got []string
+		srv := &Server{Authenticate: func(ctx context.Context, env *Envelope, identity, username, password string) error {
+			got = []string{identity, username, password}
+			return nil
+		}}
+		a := &plainAuth{srv: srv, env: &Envelope{}}
+		_, identity, done, err := a.Next(context.Background(), msg)
+		if !done {
+			t.Fatal("PLAIN with a message is not done")
+		}
+		if err != nil {
+			if _, ok := err.(*Reply); !ok || got != nil {
+				t.Fatalf("error %v, callback saw %q", err, got)
+			}
+			return
+		}
+		if strings.Join(got, "\x00") != string(msg) || got[1] == "" {
+			t.Fatalf("callback saw %q for %q", got, msg)
+		}
+		if identity != got[0] && (got[0] != "" || identity != got[1]) {
+			t.Fatalf("identity %q for %q", identity, got)
+		}
+	})
+}
+
+// FuzzDecodeAuthResponse: a response is "*", "=", or base64 that decodes.
+func FuzzDecodeAuthResponse(f *testing.F) {
+	for _, seed := range []string{"*", "=", "", "AGphbmUAc2VjcmV0", "not*base64", "YQ", "YQ=="} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, r := decodeAuthResponse(s)
+		switch {
+		case r != nil && b != nil:
+			t.Fatal("both a response and a reply")
+		case r != nil && r.Code != 501:
+			t.Fatalf("reply %v", r)
+		case r == nil && s != "=" && base64.StdEncoding.EncodeToString(b) != s:
+			t.Fatalf("%q decoded to %q, which does not encode back", s, b)
+		}
+	})
+}
+
+// FuzzDecodeXtext: whatever decodes, encoded again, decodes the same.
+func FuzzDecodeXtext(f *testing.F) {
+	for _, seed := range []string{"abc", "a+2Bb", "jane+40example.org", "<>", "+", "+4", "+ZZ", "a=b"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, ok := decodeXtext(s)
+		if !ok {
+			return
+		}
+		var enc strings.Builder
+		for i := 0; i < len(d); i++ {
+			if c := d[i]; c < '!' || c > '~' || c == '+' || c == '=' {
+				fmt.Fprintf(&enc, "+%02X", c)
+			} else {
+				enc.WriteByte(c)
+			}
+		}
+		if d2, ok := decodeXtext(enc.String()); !ok || d2 != d {
+			t.Fatalf("%q -> %q -> %q -> %q, %v", s, d, enc.String(), d2, ok)
+		}
+	})
 }
