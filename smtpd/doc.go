@@ -6,11 +6,20 @@
 //
 //	RFC 5321  Simple Mail Transfer Protocol (with its errata)
 //	RFC 1870  SMTP Service Extension for Message Size Declaration (SIZE)
+//	RFC 2033  Local Mail Transfer Protocol (LMTP)
 //	RFC 2034  SMTP Service Extension for Returning Enhanced Error Codes
 //	RFC 2920  SMTP Service Extension for Command Pipelining
+//	RFC 3030  SMTP Service Extensions for Transmission of Large and Binary MIME Messages (CHUNKING, BINARYMIME)
+//	RFC 3207  SMTP Service Extension for Secure SMTP over Transport Layer Security (STARTTLS)
+//	RFC 3461  SMTP Service Extension for Delivery Status Notifications (DSN): its parameters
 //	RFC 3463  Enhanced Mail System Status Codes
 //	RFC 3848  ESMTP and LMTP Transmission Types Registration (Received "with")
+//	RFC 4616  The PLAIN Simple Authentication and Security Layer (SASL) Mechanism
+//	RFC 4954  SMTP Service Extension for Authentication (AUTH)
 //	RFC 6152  SMTP Service Extension for 8-bit MIME Transport (8BITMIME)
+//	RFC 6531  SMTP Extension for Internationalized Email (SMTPUTF8)
+//	RFC 8314  Cleartext Considered Obsolete: Use of TLS for Email Submission and Access (implicit TLS)
+//	HAProxy   The PROXY protocol, versions 1 and 2
 //
 // # Serving
 //
