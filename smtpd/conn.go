@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ type conn struct {
 	rwc    net.Conn        // the connection as accepted
 	stream net.Conn        // rwc, or the TLS layer over it
 	remote net.Addr        // the client's address: rwc's, or a PROXY header's
+	local  net.Addr        // the address the client connected to, likewise
 	ctx    context.Context // cancelled when the session ends
 	cancel context.CancelFunc
 	log    *slog.Logger // nil when the server does not log
@@ -69,7 +71,7 @@ var (
 const bufferSize = 4096
 
 func (srv *Server) newConn(rwc net.Conn) *conn {
-	c := &conn{srv: srv, rwc: rwc, stream: rwc, remote: rwc.RemoteAddr()}
+	c := &conn{srv: srv, rwc: rwc, stream: rwc, remote: rwc.RemoteAddr(), local: rwc.LocalAddr()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.in.c = c
 	if br, ok := readerPool.Get().(*bufio.Reader); ok {
@@ -90,10 +92,6 @@ func (srv *Server) newConn(rwc net.Conn) *conn {
 // serve runs the session until QUIT, an error, or the server's end.
 func (c *conn) serve() {
 	srv := c.srv
-	if srv.Logger != nil {
-		c.log = srv.Logger.With("remote", c.remote.String())
-		c.log.Info("session started")
-	}
 	defer c.end()
 	defer func() {
 		// A bug of ours must cost one session, not the server.
@@ -101,6 +99,13 @@ func (c *conn) serve() {
 			c.logError("session panicked", "panic", p, "stack", string(debug.Stack()))
 		}
 	}()
+	if !c.readProxy() {
+		return
+	}
+	if srv.Logger != nil {
+		c.log = srv.Logger.With("remote", c.remote.String())
+		c.log.Info("session started")
+	}
 
 	if c.implicitTLS != nil && !c.handshake(c.implicitTLS) {
 		return
@@ -124,6 +129,43 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// proxyHeaderTimeout bounds the wait for a PROXY header; the protocol's
+// spec (2) asks a receiver to wait at least 3 seconds.
+const proxyHeaderTimeout = 10 * time.Second
+
+// readProxy reads the PROXY protocol header that a connection from a
+// trusted network (Server.ProxyTrusted) must begin with, and takes the
+// addresses it carries. It reports whether the session goes on: a
+// connection whose header is missing or invalid is closed without a word,
+// since the balancer in front would not understand one. A header from an
+// untrusted network is not looked for: it reaches the command reader and
+// is refused as an unknown command.
+func (c *conn) readProxy() bool {
+	ip, ok := addrIP(c.rwc.RemoteAddr())
+	if !ok || !c.srv.proxyTrusted(ip) {
+		return true
+	}
+	c.in.setDeadline(time.Now().Add(proxyHeaderTimeout), 0, false)
+	src, dst, err := readProxyHeader(c.br)
+	if err != nil {
+		c.srv.logInfo("PROXY header refused", "peer", c.rwc.RemoteAddr().String(), "error", err)
+		return false
+	}
+	if src != nil { // nil: a health check (v2 LOCAL, v1 UNKNOWN)
+		c.remote, c.local = src, dst
+	}
+	return true
+}
+
+func (srv *Server) proxyTrusted(ip netip.Addr) bool {
+	for _, p := range srv.ProxyTrusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // greet calls the connection check and sends the greeting (RFC 5321 4.3.1):

@@ -89,7 +89,7 @@ func (c *conn) newEnvelope() *Envelope {
 	return &Envelope{
 		ID:           c.srv.newID(),
 		RemoteAddr:   c.remote,
-		LocalAddr:    c.rwc.LocalAddr(),
+		LocalAddr:    c.local,
 		Hello:        c.greeting,
 		ESMTP:        c.esmtp,
 		TLS:          c.tls,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -195,7 +196,7 @@ func TestReadProxyHeaderDoesNotWait(t *testing.T) {
 	} {
 		for _, split := range []int{0, 1, 7} { // 0: all at once; n: n bytes per read
 			t.Run(fmt.Sprintf("%s/%d", tt.name, split), func(t *testing.T) {
-				r := &chunkReader{}
+				r := &pieceReader{}
 				for s := tt.send; s != ""; {
 					n := len(s)
 					if split > 0 {
@@ -216,14 +217,14 @@ func TestReadProxyHeaderDoesNotWait(t *testing.T) {
 	}
 }
 
-// chunkReader is a client that sends chunks, one per Read, and then waits:
+// pieceReader is a client that sends chunks, one per Read, and then waits:
 // a Read past them would block, and is recorded.
-type chunkReader struct {
+type pieceReader struct {
 	chunks   []string
 	overread bool
 }
 
-func (r *chunkReader) Read(p []byte) (int, error) {
+func (r *pieceReader) Read(p []byte) (int, error) {
 	if len(r.chunks) == 0 {
 		r.overread = true
 		return 0, errors.New("read would block")
@@ -306,4 +307,37 @@ func FuzzProxyHeader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestProxyTrust: from a trusted network the header is required and its
+// address is the one the callbacks, the envelope and Received see; from
+// any other network a header is just an unknown command.
+func TestProxyTrust(t *testing.T) {
+	rec := &recorder{}
+	srv := &Server{Handler: rec, ProxyTrusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+	addr := startServer(t, srv)
+
+	c := dial(t, addr)
+	c.send("PROXY TCP4 192.0.2.7 198.51.100.1 40000 25\r\n")
+	c.expect("220")
+	c.do("EHLO client.example", "250")
+	c.message("x\r\n.\r\n", "250")
+	d := rec.delivered()[0]
+	if d.env.RemoteAddr.String() != "192.0.2.7:40000" || d.env.LocalAddr.String() != "198.51.100.1:25" {
+		t.Fatalf("envelope addresses %v, %v", d.env.RemoteAddr, d.env.LocalAddr)
+	}
+	if !strings.HasPrefix(d.data, "Received: from client.example ([192.0.2.7])") {
+		t.Fatalf("Received: %q", d.data)
+	}
+
+	// Trusted, but no header: closed without a greeting.
+	c = dial(t, addr)
+	c.send("EHLO client.example\r\n")
+	c.expectClosed()
+
+	// Untrusted: a header is refused like any unknown command.
+	srv2 := &Server{ProxyTrusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	c = dial(t, startServer(t, srv2))
+	c.expect("220")
+	c.do("PROXY TCP4 192.0.2.7 198.51.100.1 40000 25", "500")
 }
