@@ -239,3 +239,27 @@ func TestTLSStateReachesCallbacks(t *testing.T) {
 		t.Fatalf("CheckSender saw TLS state %+v", st)
 	}
 }
+
+// TestStartTLSForgetsAuth: an identity given in the clear does not survive
+// the handshake (RFC 3207 4.2).
+func TestStartTLSForgetsAuth(t *testing.T) {
+	serverTLS, clientTLS := testTLS(t)
+	srv := authServer(&recorder{})
+	srv.TLSConfig, srv.AllowInsecureAuth, srv.RequireAuth = serverTLS, true, true
+	c := greeted(t, startServer(t, srv))
+	c.do("AUTH PLAIN "+b64("\x00jane\x00secret"), "235")
+	c.startTLS(clientTLS)
+	c.do("EHLO client.example", "250")
+	c.do("MAIL FROM:<a@example.org>", "530 5.7.0 Authentication required")
+	c.do("AUTH PLAIN "+b64("\x00jane\x00secret"), "235")
+	c.do("MAIL FROM:<a@example.org>", "250")
+}
+
+// TestStartTLSHandshakeTimeout: a client that says nothing after 220 is
+// cut off at TLSHandshakeTimeout.
+func TestStartTLSHandshakeTimeout(t *testing.T) {
+	serverTLS, _ := testTLS(t)
+	c := greeted(t, startServer(t, &Server{TLSConfig: serverTLS, TLSHandshakeTimeout: 200 * time.Millisecond}))
+	c.do("STARTTLS", "220")
+	c.expectClosed()
+}
