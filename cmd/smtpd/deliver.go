@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"smtpd/smtpd"
+)
+
+// A store keeps messages: a Maildir, an mbox, a command, standard output,
+// or nothing (-discard).
+//
+// store reads the message from msg: the envelope header (Return-Path,
+// Delivered-To, see envelopeHeader), the library's Received field and the
+// message as received, with CRLF line ends. It returns nil only once the
+// message is durably where it belongs, since the client gets 250 then
+// (RFC 5321 4.2.5). When msg fails (the client broke a limit or the
+// connection), or store fails, nothing may be left behind: a message is
+// either acknowledged and stored, or neither. It returns where the message
+// went, for the log.
+type store interface {
+	store(ctx context.Context, env *smtpd.Envelope, msg io.Reader) (where string, err error)
+}
+
+// openStore returns the store cfg asks for, having checked that it can
+// work (the directory exists or was made, the file can be opened), so that
+// a mistake stops the program before it listens.
+func openStore(cfg *config) (store, error) {
+	switch {
+	case cfg.maildir != "":
+		return openMaildir(cfg.maildir)
+	case cfg.mbox != "":
+		return openMbox(cfg.mbox)
+	case cfg.execCmd != "":
+		return &execStore{command: cfg.execCmd}, nil
+	case cfg.discard:
+		return discardStore{}, nil
+	}
+	return &printStore{w: os.Stdout}, nil
+}
+
+// deliverer is the server's Handler: it puts the envelope header in front
+// of the message, hands both to the store, logs one line per message, and
+// counts deliveries in flight so that the program does not exit in the
+// middle of one.
+type deliverer struct {
+	store    store
+	log      *slog.Logger
+	inFlight sync.WaitGroup
+}
+
+// errStoreFailed is the reply to a store's internal error; the error
+// itself goes to the log, never to the client.
+var errStoreFailed = &smtpd.Reply{Code: 451, Enhanced: "4.3.0", Text: "Temporary failure storing the message; try again later"}
+
+func (d *deliverer) ServeSMTP(ctx context.Context, env *smtpd.Envelope, msg io.Reader) error {
+	d.inFlight.Add(1)
+	defer d.inFlight.Done()
+
+	start := time.Now()
+	cr := &countingReader{r: msg}
+	where, err := d.store.store(ctx, env, io.MultiReader(bytes.NewReader(envelopeHeader(env)), cr))
+
+	result := "250 stored"
+	level := slog.LevelInfo
+	var reply *smtpd.Reply
+	switch {
+	case err == nil:
+	case cr.err != nil:
+		// The message did not arrive whole: it broke a limit (the reader
+		// returns the library's reply) or the client went away. The
+		// library answers for it; the store has kept nothing.
+		result = "not received: " + cr.err.Error()
+		err = cr.err
+	case errors.As(err, &reply):
+		result = reply.Error()
+	default:
+		// The store failed: the client is told to try again later, the
+		// reason is for the log only.
+		level = slog.LevelError
+		result = errStoreFailed.Error()
+		where = err.Error()
+		err = errStoreFailed
+	}
+	if d.log != nil {
+		d.log.Log(ctx, level, "delivery", "id", env.ID, "remote", addrString(env),
+			"from", "<"+env.ReversePath.String()+">", "to", recipients(env),
+			"size", cr.n, "result", result, "where", where,
+			"duration", time.Since(start).Round(time.Millisecond))
+	}
+	return err
+}
+
+func addrString(env *smtpd.Envelope) string {
+	if env.RemoteAddr == nil {
+		return ""
+	}
+	return env.RemoteAddr.String()
+}
+
+// recipients returns the forward-paths of env in angle brackets, separated
+// by spaces.
+func recipients(env *smtpd.Envelope) string {
+	s := make([]string, len(env.Recipients))
+	for i, r := range env.Recipients {
+		s[i] = "<" + r.ForwardPath.String() + ">"
+	}
+	return strings.Join(s, " ")
+}
+
+// countingReader counts the message's octets for the log line: the
+// Received field and the content as received, after dot-unstuffing.
+// It also keeps the reader's error other than io.EOF, which tells a message
+// that did not arrive from a store that failed.
+type countingReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
+}
+
+// envelopeHeader returns the fields that record the envelope in the stored
+// message, as a delivery agent writes them (RFC 5321 4.4 for Return-Path;
+// Delivered-To is the Postfix and qmail convention, one per recipient), with
+// CRLF line ends like the message that follows.
+func envelopeHeader(env *smtpd.Envelope) []byte {
+	var b bytes.Buffer
+	b.WriteString("Return-Path: <" + env.ReversePath.String() + ">\r\n")
+	for _, r := range env.Recipients {
+		b.WriteString("Delivered-To: <" + r.ForwardPath.String() + ">\r\n")
+	}
+	return b.Bytes()
+}
+
+// spool holds a whole message before it goes where it belongs, so that
+// only a complete message is ever appended to an mbox, printed or handed to
+// a command. Small messages stay in memory; larger ones go to a temporary
+// file that is unlinked at once, so that nothing is left behind whatever
+// happens to the process.
+type spool struct {
+	mem bytes.Buffer
+	f   *os.File
+}
+
+// spoolMemory is how much of a message a spool keeps in memory: enough for
+// most mail, little enough for -max-conns sessions at once.
+const spoolMemory = 256 << 10
+
+// newSpool reads all of msg into a spool. It fails, keeping nothing, when
+// msg fails, as when the client breaks a limit.
+func newSpool(msg io.Reader) (*spool, error) {
+	s := &spool{}
+	if _, err := io.Copy(s, msg); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *spool) Write(p []byte) (int, error) {
+	if s.f == nil && s.mem.Len()+len(p) > spoolMemory {
+		f, err := os.CreateTemp("", "smtpd-spool-")
+		if err != nil {
+			return 0, err
+		}
+		os.Remove(f.Name()) // open but nameless: gone when closed
+		s.f = f
+		if _, err := f.Write(s.mem.Bytes()); err != nil {
+			return 0, err
+		}
+		s.mem = bytes.Buffer{}
+	}
+	if s.f != nil {
+		return s.f.Write(p)
+	}
+	return s.mem.Write(p)
+}
+
+// reader returns the message from its start.
+func (s *spool) reader() (io.Reader, error) {
+	if s.f == nil {
+		return bytes.NewReader(s.mem.Bytes()), nil
+	}
+	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return bufio.NewReaderSize(s.f, 64<<10), nil
+}
+
+func (s *spool) Close() error {
+	if s.f != nil {
+		return s.f.Close()
+	}
+	return nil
+}
+
+// lfWriter converts CRLF line ends to LF, the line end mail readers expect
+// in files (Maildir, mbox). A CR not followed by LF is kept; the library
+// refuses such messages anyway unless told otherwise.
+type lfWriter struct {
+	w  io.Writer
+	cr bool // the last byte written was a CR, held back
+}
+
+func (w *lfWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if w.cr && len(p) > 0 {
+		w.cr = false
+		if p[0] != '\n' {
+			if _, err := w.w.Write([]byte{'\r'}); err != nil {
+				return 0, err
+			}
+		}
+	}
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\r')
+		if i < 0 {
+			if _, err := w.w.Write(p); err != nil {
+				return 0, err
+			}
+			break
+		}
+		if _, err := w.w.Write(p[:i]); err != nil {
+			return 0, err
+		}
+		if i+1 == len(p) {
+			w.cr = true
+			break
+		}
+		if p[i+1] != '\n' {
+			if _, err := w.w.Write([]byte{'\r'}); err != nil {
+				return 0, err
+			}
+		}
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// flush writes a CR held back at the end of the input.
+func (w *lfWriter) flush() error {
+	if w.cr {
+		w.cr = false
+		_, err := w.w.Write([]byte{'\r'})
+		return err
+	}
+	return nil
+}
+
+// printStore prints each complete message on w (standard output), in the
+// seed's format: a "From <sender> <date>" line, then the message as
+// received. The line ends stay CRLF, as received, and the From line and the
+// blank line after the message use them too.
+type printStore struct {
+	mu sync.Mutex // one message at a time
+	w  io.Writer
+}
+
+func (p *printStore) store(ctx context.Context, env *smtpd.Envelope, msg io.Reader) (string, error) {
+	s, err := newSpool(msg)
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	r, err := s.reader()
+	if err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	bw := bufio.NewWriterSize(p.w, 64<<10)
+	fmt.Fprintf(bw, "From %s %s\r\n", fromLineSender(env), time.Now().UTC().Format(time.ANSIC))
+	if _, err := io.Copy(bw, r); err != nil {
+		return "", err
+	}
+	bw.WriteString("\r\n")
+	if err := bw.Flush(); err != nil {
+		return "", fmt.Errorf("standard output: %w", err)
+	}
+	return "stdout", nil
+}
+
+// discardStore reads each message and keeps nothing (-discard). Reading it
+// all still matters: the client gets 250 only for a message that arrived
+// whole.
+type discardStore struct{}
+
+func (discardStore) store(ctx context.Context, env *smtpd.Envelope, msg io.Reader) (string, error) {
+	_, err := io.Copy(io.Discard, msg)
+	return "discarded", err
+}
