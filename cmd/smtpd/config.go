@@ -64,6 +64,25 @@ var errHelp = flag.ErrHelp
 // the problem, for the caller to print before exiting with status 2.
 func parseConfig(args []string, stdout io.Writer) (*config, error) {
 	cfg := &config{}
+	fs := newFlagSet(cfg)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs)
+			return nil, errHelp
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (all settings are flags; see -help)", fs.Arg(0))
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// newFlagSet defines the flags, each setting its field of cfg.
+func newFlagSet(cfg *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("smtpd", flag.ContinueOnError)
 	// The flag package would print the error and then the whole usage;
 	// one line that names the problem is easier to spot, so it is silenced
@@ -93,21 +112,7 @@ func parseConfig(args []string, stdout io.Writer) (*config, error) {
 	fs.StringVar(&cfg.logFormat, "log", "text", "log `format` on standard error: text or json")
 	fs.BoolVar(&cfg.verbose, "v", false, "log every command, not only sessions and messages")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "log only errors (for load tests)")
-
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printUsage(stdout, fs)
-			return nil, errHelp
-		}
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (all settings are flags; see -help)", fs.Arg(0))
-	}
-	if err := cfg.check(); err != nil {
-		return nil, err
-	}
-	return cfg, nil
+	return fs
 }
 
 // check rejects settings that cannot work, before anything listens. Files

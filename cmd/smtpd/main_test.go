@@ -119,8 +119,16 @@ func startEnv(t *testing.T, env []string, args ...string) *server {
 		}
 	})
 
-	line := s.waitLog("smtpd: listening on ")
-	s.addr = strings.TrimSpace(strings.SplitN(line[strings.Index(line, "listening on "):], " ", 3)[2])
+	if strings.Contains(strings.Join(args, " "), "-log json") {
+		var v struct{ Addr string }
+		json.Unmarshal([]byte(s.waitLog(`"msg":"listening"`)), &v)
+		s.addr = v.Addr
+	} else {
+		_, s.addr, _ = strings.Cut(s.waitLog("smtpd: listening on "), "listening on ")
+	}
+	if s.addr == "" {
+		t.Fatalf("no address in the listening line:\n%s", s.stderr.String())
+	}
 	return s
 }
 

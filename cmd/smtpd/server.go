@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"strings"
 
 	"smtpd/smtpd"
 )
@@ -95,9 +94,7 @@ func (p *policy) checkRecipient(ctx context.Context, env *smtpd.Envelope, rcpt s
 		return replyRecipientDenied
 	}
 	if len(p.cfg.acceptDomains) > 0 && !authenticated(env) {
-		// A trailing dot names the same domain (an absolute name).
-		domain := strings.TrimSuffix(rcpt.ForwardPath.Domain, ".")
-		if !p.cfg.acceptDomains.match(domain) {
+		if !p.cfg.acceptDomains.match(rcpt.ForwardPath.Domain) {
 			return replyRelayDenied
 		}
 	}
