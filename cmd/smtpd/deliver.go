@@ -55,7 +55,7 @@ func openStore(cfg *config) (store, error) {
 type deliverer struct {
 	store    store
 	log      *slog.Logger
-	inFlight sync.WaitGroup
+	inFlight inFlight
 }
 
 // errStoreFailed is the reply to a store's internal error; the error
@@ -63,8 +63,10 @@ type deliverer struct {
 var errStoreFailed = &smtpd.Reply{Code: 451, Enhanced: "4.3.0", Text: "Temporary failure storing the message; try again later"}
 
 func (d *deliverer) ServeSMTP(ctx context.Context, env *smtpd.Envelope, msg io.Reader) error {
-	d.inFlight.Add(1)
-	defer d.inFlight.Done()
+	if !d.inFlight.begin() {
+		return errStoreFailed // the program is exiting
+	}
+	defer d.inFlight.end()
 
 	start := time.Now()
 	cr := &countingReader{r: msg}
@@ -98,6 +100,49 @@ func (d *deliverer) ServeSMTP(ctx context.Context, env *smtpd.Envelope, msg io.R
 			"duration", time.Since(start).Round(time.Millisecond))
 	}
 	return err
+}
+
+// inFlight counts deliveries under way. Unlike a sync.WaitGroup it may
+// see a delivery begin while the program waits for the last to end (the
+// server's Close does not wait for its sessions); such a delivery is
+// refused instead.
+type inFlight struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	n       int
+	closing bool
+}
+
+func (f *inFlight) begin() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closing {
+		return false
+	}
+	f.n++
+	return true
+}
+
+func (f *inFlight) end() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n--
+	if f.n == 0 && f.cond != nil {
+		f.cond.Broadcast()
+	}
+}
+
+// wait refuses new deliveries and waits for those under way to end.
+func (f *inFlight) wait() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closing = true
+	if f.cond == nil {
+		f.cond = sync.NewCond(&f.mu)
+	}
+	for f.n > 0 {
+		f.cond.Wait()
+	}
 }
 
 func addrString(env *smtpd.Envelope) string {

@@ -112,7 +112,7 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	// Whatever stopped the server, a delivery in flight is finished (or,
 	// after Close cancelled it, rolled back) before the process exits, so
 	// that no file is left half-written.
-	d.inFlight.Wait()
+	d.inFlight.wait()
 	return status
 }
 
