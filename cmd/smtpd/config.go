@@ -110,7 +110,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Var(&cfg.acceptDomains, "accept-domains", "accept mail from unauthenticated clients only for these comma-separated `domains` (patterns with * and ?); others get 550 relay denied")
 
 	fs.StringVar(&cfg.logFormat, "log", "text", "log `format` on standard error: text or json")
-	fs.BoolVar(&cfg.verbose, "v", false, "log every command, not only sessions and messages")
+	fs.BoolVar(&cfg.verbose, "v", false, "log every command line and reply (never message content or AUTH secrets), not only sessions and messages")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "log only errors (for load tests)")
 	return fs
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -165,5 +166,45 @@ func TestDefaultLog(t *testing.T) {
 	// listening, delivery, session ended, shutting down
 	if len(lines) != 4 {
 		t.Errorf("want 4 log lines, got %d:\n%s", len(lines), s.stderr.String())
+	}
+}
+
+// -v logs every command line and reply, but never message content nor
+// AUTH secrets, even from a client that sends its content early.
+func TestVerboseLog(t *testing.T) {
+	s := start(t, "-discard", "-v")
+	c, r := dialSMTP(t, s.addr)
+	command(t, c, r, "EHLO client.example", "250")
+	command(t, c, r, "AUTH PLAIN AGJvYgBzZWNyZXQtcGFzc3dvcmQ=", "5") // no AUTH yet: refused
+	// Pipelined, with the content sent before the 354, as a careless
+	// client might.
+	io.WriteString(c, "MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nSubject: secret-content\r\n\r\n..dotted secret-content\r\n.\r\nNOOP\r\n")
+	expectReply(t, r, "250")
+	expectReply(t, r, "250")
+	expectReply(t, r, "354")
+	expectReply(t, r, "250")
+	expectReply(t, r, "250")
+	command(t, c, r, "QUIT", "221")
+	s.waitLog(`msg="session ended"`)
+	s.stop()
+
+	log := s.stderr.String()
+	for _, want := range []string{
+		`msg=client remote=127.0.0.1:`,
+		`line="MAIL FROM:<alice@example.org>"`,
+		`line="RCPT TO:<bob@example.org>"`,
+		`line="AUTH PLAIN ***"`,
+		`msg=server`, `line="354 `, `line="250 2.0.0 OK: queued as `,
+		`content="52 octets"`,
+		`line=NOOP`, `line=QUIT`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("-v log lacks %s:\n%s", want, log)
+		}
+	}
+	for _, secret := range []string{"secret-content", "AGJvYgBzZWNyZXQtcGFzc3dvcmQ=", "c2VjcmV0"} {
+		if strings.Contains(log, secret) {
+			t.Errorf("-v log shows %q:\n%s", secret, log)
+		}
 	}
 }

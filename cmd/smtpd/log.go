@@ -28,34 +28,46 @@ func newLogger(format string, verbose, quiet bool, w io.Writer) *slog.Logger {
 	} else {
 		h = slog.NewTextHandler(w, opts)
 	}
-	if !verbose {
-		h = &quietHandler{h}
+	drop := dropDefault
+	if verbose {
+		drop = dropVerbose
 	}
-	return slog.New(h)
+	return slog.New(&quietHandler{h, drop})
 }
 
-// quietHandler drops the library's Info records that the default log does
-// not need (see newLogger). Should the library rename them, they merely
+// quietHandler drops the library's records that would repeat what the
+// program logs (see newLogger). Should the library rename them, they merely
 // show up again.
-type quietHandler struct{ slog.Handler }
-
-// libraryOnlyVerbose are the library's messages shown only with -v.
-var libraryOnlyVerbose = map[string]bool{
-	"session started": true,
-	"message":         true,
+type quietHandler struct {
+	slog.Handler
+	drop map[string]slog.Level
 }
+
+var (
+	// By default: the library's per-session and per-message lines, which
+	// the program's lines replace.
+	dropDefault = map[string]slog.Level{
+		"session started": slog.LevelInfo,
+		"message":         slog.LevelInfo,
+	}
+	// With -v: the library's line per command, which names only the verb;
+	// the tap (tap.go) logs the whole line and the replies.
+	dropVerbose = map[string]slog.Level{
+		"command": slog.LevelDebug,
+	}
+)
 
 func (h *quietHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level == slog.LevelInfo && libraryOnlyVerbose[r.Message] {
+	if level, ok := h.drop[r.Message]; ok && r.Level == level {
 		return nil
 	}
 	return h.Handler.Handle(ctx, r)
 }
 
 func (h *quietHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &quietHandler{h.Handler.WithAttrs(attrs)}
+	return &quietHandler{h.Handler.WithAttrs(attrs), h.drop}
 }
 
 func (h *quietHandler) WithGroup(name string) slog.Handler {
-	return &quietHandler{h.Handler.WithGroup(name)}
+	return &quietHandler{h.Handler.WithGroup(name), h.drop}
 }

@@ -77,6 +77,11 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 		fmt.Fprintf(stderr, "smtpd: %v\n", err)
 		return exitUsage
 	}
+	if cfg.verbose {
+		for i, l := range listeners {
+			listeners[i] = &tapListener{Listener: l, log: log}
+		}
+	}
 	for _, l := range listeners {
 		// Tests and scripts read this line to learn the port of
 		// "-addr 127.0.0.1:0"; it is printed even with -quiet.
