@@ -137,7 +137,7 @@ func TestGreetingAndLogs(t *testing.T) {
 		t.Errorf("greeting %q", got)
 	}
 	conn.Write([]byte("EHLO client.example\r\nQUIT\r\n"))
-	s.waitLog(`"verb":"EHLO"`)
+	s.waitLog(`"line":"EHLO client.example"`)
 	s.stop()
 
 	for _, line := range strings.Split(strings.TrimSpace(s.stderr.String()), "\n") {
@@ -206,5 +206,17 @@ func TestVerboseLog(t *testing.T) {
 		if strings.Contains(log, secret) {
 			t.Errorf("-v log shows %q:\n%s", secret, log)
 		}
+	}
+}
+
+// -quiet logs only errors and the shutdown; the listening line stays, as
+// scripts read it.
+func TestQuietLog(t *testing.T) {
+	s := start(t, "-discard", "-quiet")
+	s.send("alice@example.org", []string{"bob@example.org"}, "Subject: quiet\n\nx\n")
+	s.stop()
+	lines := strings.Split(strings.TrimSpace(s.stderr.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], "shutting down") {
+		t.Errorf("-quiet logged:\n%s", s.stderr.String())
 	}
 }
