@@ -1,25 +1,37 @@
-// Command smtpd is a mail sink for development: it receives mail on a local
-// port and prints each message to standard output, or discards it, instead
-// of delivering it (the purpose of tcllib's smtpd).
+// Command smtpd receives mail over SMTP and keeps it where you can look at
+// it instead of delivering it: the purpose of tcllib's smtpd, which let
+// developers test code that sends mail from their workstation. It is also a
+// load-test target like Postfix's smtp-sink (-discard), and a small
+// receiving server that hands mail to a real delivery program (-exec).
 //
-//	go run ./cmd/smtpd                 # listen on 127.0.0.1:2525, print messages
-//	go run ./cmd/smtpd -discard        # accept and drop, for load tests
+//	go run ./cmd/smtpd                      # 127.0.0.1:2525, print each message
+//	go run ./cmd/smtpd -maildir ~/Maildir   # store for mutt, Python's mailbox, ...
+//	go run ./cmd/smtpd -mbox sink.mbox      # append to an mbox
+//	go run ./cmd/smtpd -exec 'procmail'     # pipe each message to a command
+//	go run ./cmd/smtpd -discard -quiet      # accept and drop, for load tests
 //
 // Send it mail with any client, e.g.
 //
 //	swaks --server 127.0.0.1:2525 --to someone@example.org
+//
+// Every stored message begins with "Return-Path: <sender>", one
+// "Delivered-To: <recipient>" per recipient and the Received field, then
+// the message as received. The client gets 250 only once the message is
+// durably stored. SIGINT or SIGTERM stops the server gracefully: messages
+// being received are finished first; a second signal stops at once.
+//
+// Run "smtpd -help" for every flag.
 package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -27,78 +39,115 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:2525", "listen address `host:port`")
-	hostname := flag.String("hostname", "", "name in the greeting, EHLO reply and Received field (default: the machine's host name)")
-	banner := flag.String("banner", "", "greeting text after \"220 <hostname> ESMTP\" (default \"smtpd\")")
-	discard := flag.Bool("discard", false, "accept and drop every message, as fast as possible (load testing)")
-	verbose := flag.Bool("v", false, "log every command (never message content)")
-	flag.Parse()
-	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "smtpd: unexpected argument %q\n", flag.Arg(0))
-		os.Exit(2)
-	}
-
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	srv := &smtpd.Server{
-		Hostname: *hostname,
-		Banner:   *banner,
-		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
-	}
-	if *discard {
-		srv.Logger = nil // a log line per session would cost more than the session
-	} else {
-		srv.Handler = &printer{w: os.Stdout}
-	}
-
-	l, err := net.Listen("tcp", *addr)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "smtpd: %v\n", err)
-		os.Exit(2)
-	}
-	fmt.Fprintf(os.Stderr, "smtpd: listening on %s\n", l.Addr())
-
-	// SIGINT or SIGTERM: stop gracefully, letting messages in flight finish;
-	// a second signal stops at once.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	stopped := make(chan struct{})
-	go func() {
-		<-sigs
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() { <-sigs; cancel() }()
-		if err := srv.Shutdown(ctx); err != nil {
-			srv.Close()
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, sigs))
+}
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the server failed while running
+	exitUsage   = 2 // the configuration cannot work: nothing was started
+)
+
+// run is the program: it returns the exit status. Every problem with the
+// configuration is found before anything listens, and reported as one line
+// on stderr.
+func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
+	cfg, err := parseConfig(args, stdout)
+	if errors.Is(err, errHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "smtpd: %v\n", err)
+		return exitUsage
+	}
+	st, err := openStore(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "smtpd: %v\n", err)
+		return exitUsage
+	}
+	log := newLogger(cfg.logFormat, cfg.verbose, cfg.quiet, stderr)
+	d := &deliverer{store: st, log: log}
+	srv := newServer(cfg, log, d)
+
+	listeners, err := listen(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "smtpd: %v\n", err)
+		return exitUsage
+	}
+	if cfg.verbose {
+		for i, l := range listeners {
+			listeners[i] = &tapListener{Listener: l, log: log}
 		}
-		close(stopped)
+	}
+	for _, l := range listeners {
+		// Tests and scripts read this line to learn the port of
+		// "-addr 127.0.0.1:0"; it is printed even with -quiet.
+		if cfg.logFormat == "json" {
+			slog.New(slog.NewJSONHandler(stderr, nil)).Info("listening", "addr", l.Addr().String())
+		} else {
+			fmt.Fprintf(stderr, "smtpd: listening on %s\n", l.Addr())
+		}
+	}
+
+	// Serve every listener; the first to fail for a reason other than
+	// shutdown stops the others.
+	serveErr := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func(l net.Listener) { serveErr <- srv.Serve(l) }(l)
+	}
+
+	status := exitOK
+	var stopping sync.WaitGroup
+	select {
+	case err := <-serveErr:
+		fmt.Fprintf(stderr, "smtpd: %v\n", err)
+		srv.Close()
+		status = exitFailure
+	case sig := <-sigs:
+		stopping.Add(1)
+		go func() {
+			defer stopping.Done()
+			shutdown(srv, sig, sigs, log)
+		}()
+	}
+	stopping.Wait()
+	// Whatever stopped the server, a delivery in flight is finished (or,
+	// after Close cancelled it, rolled back) before the process exits, so
+	// that no file is left half-written.
+	d.inFlight.wait()
+	return status
+}
+
+// listen opens the listeners cfg asks for. -tls-addr adds an implicit-TLS
+// listener here, and -proxy-protocol wraps each listener, once the library
+// supports them.
+func listen(cfg *config) ([]net.Listener, error) {
+	l, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return nil, fmt.Errorf("-addr: %v", err)
+	}
+	return []net.Listener{l}, nil
+}
+
+// shutdown stops srv gracefully after the signal sig: listeners close,
+// idle sessions get 421, and sessions in the middle of a message finish it.
+// A second signal closes everything at once.
+func shutdown(srv *smtpd.Server, sig os.Signal, sigs <-chan os.Signal, log *slog.Logger) {
+	log.Warn("shutting down; signal again to stop at once", "signal", sig.String())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case sig := <-sigs:
+			log.Warn("stopping at once", "signal", sig.String())
+			cancel()
+		case <-ctx.Done():
+		}
 	}()
-	if err := srv.Serve(l); err != smtpd.ErrServerClosed {
-		fmt.Fprintf(os.Stderr, "smtpd: %v\n", err)
-		os.Exit(1)
+	if err := srv.Shutdown(ctx); err != nil {
+		srv.Close()
 	}
-	<-stopped
-}
-
-// printer writes each message to w, framed by its envelope, one message at a
-// time.
-type printer struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (p *printer) ServeSMTP(ctx context.Context, env *smtpd.Envelope, msg io.Reader) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var to []string
-	for _, r := range env.Recipients {
-		to = append(to, "<"+r.ForwardPath.String()+">")
-	}
-	fmt.Fprintf(p.w, "=== message %s from <%s> to %s\n", env.ID, env.ReversePath, strings.Join(to, ", "))
-	if _, err := io.Copy(p.w, msg); err != nil {
-		return err
-	}
-	fmt.Fprintf(p.w, "=== end of message %s\n", env.ID)
-	return nil
 }

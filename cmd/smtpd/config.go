@@ -1,0 +1,248 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// config is the program's configuration, built from the command line by
+// parseConfig and checked there, so that everything after it (newServer,
+// openStore, the listeners) can trust it. A flag that is added later (TLS,
+// AUTH, LMTP, PROXY, -record) adds a field here, a line in parseConfig, a
+// check in check, and its use in newServer or listen.
+type config struct {
+	addr     string // -addr
+	hostname string // -hostname
+	banner   string // -banner
+
+	// Where messages go: at most one of these is set; none means standard
+	// output.
+	maildir string // -maildir
+	mbox    string // -mbox
+	execCmd string // -exec
+	discard bool   // -discard
+
+	// The library's limits, in the library's terms: 0 means its default,
+	// a negative value no limit.
+	maxSize       int64         // -max-size
+	maxRecipients int           // -max-recipients
+	maxConns      int           // -max-conns
+	timeout       time.Duration // -timeout
+
+	denyHosts      hostList    // -deny-hosts
+	allowHosts     hostList    // -allow-hosts
+	denySenders    patternList // -deny-senders
+	denyRecipients patternList // -deny-recipients
+	acceptDomains  patternList // -accept-domains
+
+	logFormat string // -log: "text" or "json"
+	verbose   bool   // -v
+	quiet     bool   // -quiet
+}
+
+// Defaults, named once so that the flags' help and the checks agree.
+const (
+	defaultAddr          = "127.0.0.1:2525"
+	defaultMaxSize       = 32 << 20 // the library's default
+	defaultMaxRecipients = 100      // RFC 5321 4.5.3.1.8's minimum
+	defaultMaxConns      = 1000
+	defaultTimeout       = 5 * time.Minute // RFC 5321 4.5.3.2.7
+)
+
+// errHelp is parseConfig's answer to -help: print the usage, exit 0.
+var errHelp = flag.ErrHelp
+
+// parseConfig parses and checks the command line. On -help it writes the
+// usage to stdout and returns errHelp; any other error is one line naming
+// the problem, for the caller to print before exiting with status 2.
+func parseConfig(args []string, stdout io.Writer) (*config, error) {
+	cfg := &config{}
+	fs := newFlagSet(cfg)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs)
+			return nil, errHelp
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (all settings are flags; see -help)", fs.Arg(0))
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// newFlagSet defines the flags, each setting its field of cfg.
+func newFlagSet(cfg *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("smtpd", flag.ContinueOnError)
+	// The flag package would print the error and then the whole usage;
+	// one line that names the problem is easier to spot, so it is silenced
+	// and the caller prints the error.
+	fs.SetOutput(io.Discard)
+
+	fs.StringVar(&cfg.addr, "addr", defaultAddr, "listen on `host:port` for SMTP; port 0 picks a free port")
+	fs.StringVar(&cfg.hostname, "hostname", machineName(), "`name` in the greeting, the EHLO reply and the Received field")
+	fs.StringVar(&cfg.banner, "banner", "smtpd", "greeting `text` after \"220 <hostname> ESMTP\"")
+
+	fs.StringVar(&cfg.maildir, "maildir", "", "store each message in the Maildir `dir`, created if missing")
+	fs.StringVar(&cfg.mbox, "mbox", "", "append each message to the mbox `file` (mboxrd, locked with flock)")
+	fs.StringVar(&cfg.execCmd, "exec", "", "pipe each message to sh -c `command`; exit 0 accepts, 75 is a temporary failure, others refuse")
+	fs.BoolVar(&cfg.discard, "discard", false, "accept and drop every message, as fast as possible (load tests)")
+
+	fs.Int64Var(&cfg.maxSize, "max-size", defaultMaxSize, "largest message accepted, in `bytes`; 0 means no limit")
+	fs.IntVar(&cfg.maxRecipients, "max-recipients", defaultMaxRecipients, "most recipients of one message; 0 means no limit")
+	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns, "most concurrent connections; 0 means no limit")
+	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "how long to wait for a command or for each block of message data; 0 means forever")
+
+	fs.Var(&cfg.denyHosts, "deny-hosts", "refuse clients from this comma-separated `list` of IPs and CIDRs, at connect")
+	fs.Var(&cfg.allowHosts, "allow-hosts", "accept clients only from this comma-separated `list` of IPs and CIDRs")
+	fs.Var(&cfg.denySenders, "deny-senders", "refuse these senders at MAIL: comma-separated `patterns` with * and ?, case-insensitive; <> is the null sender")
+	fs.Var(&cfg.denyRecipients, "deny-recipients", "refuse these recipients at RCPT: comma-separated `patterns` with * and ?, case-insensitive")
+	fs.Var(&cfg.acceptDomains, "accept-domains", "accept mail from unauthenticated clients only for these comma-separated `domains` (patterns with * and ?); others get 550 relay denied")
+
+	fs.StringVar(&cfg.logFormat, "log", "text", "log `format` on standard error: text or json")
+	fs.BoolVar(&cfg.verbose, "v", false, "log every command line and reply (never message content or AUTH secrets), not only sessions and messages")
+	fs.BoolVar(&cfg.quiet, "quiet", false, "log only errors (for load tests)")
+	return fs
+}
+
+// check rejects settings that cannot work, before anything listens. Files
+// and directories are checked when the store opens them (openStore).
+func (cfg *config) check() error {
+	if _, _, err := net.SplitHostPort(cfg.addr); err != nil {
+		return fmt.Errorf("-addr %q: want host:port", cfg.addr)
+	}
+	if !isHostname(cfg.hostname) {
+		return fmt.Errorf("-hostname %q: not a domain name", cfg.hostname)
+	}
+	var modes []string
+	for _, m := range []struct {
+		name string
+		set  bool
+	}{{"-maildir", cfg.maildir != ""}, {"-mbox", cfg.mbox != ""}, {"-exec", cfg.execCmd != ""}, {"-discard", cfg.discard}} {
+		if m.set {
+			modes = append(modes, m.name)
+		}
+	}
+	if len(modes) > 1 {
+		return fmt.Errorf("%s: choose one place to put messages", strings.Join(modes, " and "))
+	}
+	if cfg.execCmd != "" {
+		if _, err := exec.LookPath("sh"); err != nil {
+			return fmt.Errorf("-exec: no sh to run the command: %v", err)
+		}
+	}
+
+	// The flags say "0 means no limit", as Postfix's limits do; the
+	// library says that with a negative value, and 0 means its default.
+	for _, l := range []struct {
+		name string
+		v    int64
+	}{{"-max-size", cfg.maxSize}, {"-max-recipients", int64(cfg.maxRecipients)}, {"-max-conns", int64(cfg.maxConns)}, {"-timeout", int64(cfg.timeout)}} {
+		if l.v < 0 {
+			return fmt.Errorf("%s: must not be negative", l.name)
+		}
+	}
+	cfg.maxSize = noLimit(cfg.maxSize)
+	cfg.maxRecipients = noLimit(cfg.maxRecipients)
+	cfg.maxConns = noLimit(cfg.maxConns)
+	cfg.timeout = noLimit(cfg.timeout)
+
+	switch cfg.logFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("-log %q: want text or json", cfg.logFormat)
+	}
+	if cfg.verbose && cfg.quiet {
+		return errors.New("-v and -quiet: choose one")
+	}
+	return nil
+}
+
+func noLimit[T int | int64 | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
+// machineName is -hostname's default: the machine's host name when it is
+// a usable domain name, as the library would pick it, or "localhost".
+func machineName() string {
+	if h, err := os.Hostname(); err == nil && isHostname(h) {
+		return h
+	}
+	return "localhost"
+}
+
+// isHostname reports whether s is a domain name (RFC 5321 4.1.2 Domain:
+// letters, digits and hyphens in dot-separated labels), or an address
+// literal in brackets, which is what a server may call itself.
+func isHostname(s string) bool {
+	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+		return net.ParseIP(strings.TrimPrefix(s[1:len(s)-1], "IPv6:")) != nil
+	}
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// printUsage prints every flag with its default. flag.PrintDefaults leaves
+// out defaults that are zero values; here each flag shows one, so that
+// -help answers "what happens if I leave this out" for all of them.
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, `Usage: smtpd [flags]
+
+smtpd receives mail over SMTP and, instead of delivering it, stores it in a
+Maildir (-maildir) or an mbox (-mbox), pipes it to a command (-exec), drops
+it (-discard), or prints it on standard output (the default).
+
+Flags:
+`)
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  -" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		def := f.DefValue
+		switch {
+		case def == "":
+			def = "none"
+		case isStringFlag(f):
+			def = fmt.Sprintf("%q", def)
+		}
+		fmt.Fprintf(w, "%s\n    \t%s (default %s)\n", line, usage, def)
+	})
+}
+
+// isStringFlag reports whether f holds free text, whose default is quoted
+// in the usage as flag.PrintDefaults does.
+func isStringFlag(f *flag.Flag) bool {
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return false
+	}
+	_, ok = g.Get().(string)
+	return ok
+}
