@@ -209,6 +209,14 @@ type Server struct {
 	// Received trace field (RFC 5321 4.4) to each message.
 	DisableReceived bool
 
+	// WrapConn, when set, wraps each connection as the session reads and
+	// writes it: once at accept, and again over the TLS layer after a
+	// handshake (STARTTLS or implicit TLS), so that the wrapper always
+	// sees the session in the clear. A wrapper of a *tls.Conn can find its
+	// earlier self with NetConn. This is the hook for recording or
+	// tracing sessions byte for byte; most servers leave it nil.
+	WrapConn func(net.Conn) net.Conn
+
 	// Logger receives the server's log: sessions, messages and errors, at
 	// Info level and above, and commands at Debug level. Message content
 	// is never logged. Nil means no logging.
@@ -355,6 +363,9 @@ func (srv *Server) serve(l net.Listener, config *tls.Config) error {
 			return err
 		}
 		backoff = 0
+		if srv.WrapConn != nil {
+			rwc = srv.WrapConn(rwc)
+		}
 		c := srv.newConn(rwc)
 		c.implicitTLS = config
 		if !srv.trackConn(c, true) {

@@ -69,9 +69,12 @@ func (c *conn) handshake(config *tls.Config) bool {
 	state := tc.ConnectionState()
 	c.tls = &state
 	c.stream = tc
+	if c.srv.WrapConn != nil {
+		c.stream = c.srv.WrapConn(tc)
+	}
 	c.in.set = time.Time{} // the TLS layer has its own deadline to set
 	c.br.Reset(&c.in)
-	c.bw.Reset(tc)
+	c.bw.Reset(c.stream)
 	return true
 }
 

@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -263,3 +264,60 @@ func TestStartTLSHandshakeTimeout(t *testing.T) {
 	c.do("STARTTLS", "220")
 	c.expectClosed()
 }
+
+// TestWrapConn: the wrapper sees the session in the clear, before and
+// after STARTTLS.
+func TestWrapConn(t *testing.T) {
+	serverTLS, clientTLS := testTLS(t)
+	var mu sync.Mutex
+	var seen strings.Builder
+	srv := &Server{TLSConfig: serverTLS, WrapConn: func(c net.Conn) net.Conn {
+		if tc, ok := c.(*tls.Conn); ok {
+			if _, wrapped := tc.NetConn().(*tapConn); !wrapped {
+				t.Error("the TLS layer is not over the first wrapper")
+			}
+		}
+		return &tapConn{Conn: c, mu: &mu, seen: &seen}
+	}}
+	c := greeted(t, startServer(t, srv))
+	c.startTLS(clientTLS)
+	c.do("EHLO inside.example", "250")
+	c.do("QUIT", "221")
+	c.expectClosed()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, want := range []string{"EHLO client.test\r\n", "STARTTLS\r\n", "220 2.0.0 Ready to start TLS\r\n", "EHLO inside.example\r\n", "221 2.0.0"} {
+		if !strings.Contains(seen.String(), want) {
+			t.Errorf("the wrapper did not see %q", want)
+		}
+	}
+}
+
+// tapConn copies what is read and written into seen.
+type tapConn struct {
+	net.Conn
+	mu   *sync.Mutex
+	seen *strings.Builder
+}
+
+func (c *tapConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	if _, ok := c.Conn.(*tls.Conn); ok || !bytesLookLikeTLS(p[:n]) {
+		c.seen.Write(p[:n])
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *tapConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if _, ok := c.Conn.(*tls.Conn); ok || !bytesLookLikeTLS(p) {
+		c.seen.Write(p)
+	}
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// bytesLookLikeTLS: a TLS record starts with a content type 20 to 23.
+func bytesLookLikeTLS(p []byte) bool { return len(p) > 0 && p[0] >= 20 && p[0] <= 23 }
