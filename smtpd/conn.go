@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"net/netip"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -107,8 +106,15 @@ func (c *conn) serve() {
 		c.log.Info("session started")
 	}
 
-	if c.implicitTLS != nil && !c.handshake(c.implicitTLS) {
-		return
+	if c.implicitTLS != nil {
+		// A PROXY header may have come in the same read as the start
+		// of the handshake.
+		early, _ := c.br.Peek(c.br.Buffered())
+		early = append([]byte(nil), early...)
+		c.br.Discard(len(early))
+		if !c.handshake(c.implicitTLS, early) {
+			return
+		}
 	}
 	if !c.greet() {
 		return
@@ -129,43 +135,6 @@ func (c *conn) serve() {
 			return
 		}
 	}
-}
-
-// proxyHeaderTimeout bounds the wait for a PROXY header; the protocol's
-// spec (2) asks a receiver to wait at least 3 seconds.
-const proxyHeaderTimeout = 10 * time.Second
-
-// readProxy reads the PROXY protocol header that a connection from a
-// trusted network (Server.ProxyTrusted) must begin with, and takes the
-// addresses it carries. It reports whether the session goes on: a
-// connection whose header is missing or invalid is closed without a word,
-// since the balancer in front would not understand one. A header from an
-// untrusted network is not looked for: it reaches the command reader and
-// is refused as an unknown command.
-func (c *conn) readProxy() bool {
-	ip, ok := addrIP(c.rwc.RemoteAddr())
-	if !ok || !c.srv.proxyTrusted(ip) {
-		return true
-	}
-	c.in.setDeadline(time.Now().Add(proxyHeaderTimeout), 0, false)
-	src, dst, err := readProxyHeader(c.br)
-	if err != nil {
-		c.srv.logInfo("PROXY header refused", "peer", c.rwc.RemoteAddr().String(), "error", err)
-		return false
-	}
-	if src != nil { // nil: a health check (v2 LOCAL, v1 UNKNOWN)
-		c.remote, c.local = src, dst
-	}
-	return true
-}
-
-func (srv *Server) proxyTrusted(ip netip.Addr) bool {
-	for _, p := range srv.ProxyTrusted {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
 }
 
 // greet calls the connection check and sends the greeting (RFC 5321 4.3.1):

@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"crypto/tls"
+	"net"
 	"time"
 )
 
@@ -45,7 +46,7 @@ func (c *conn) starttls(arg string) bool {
 		c.br.Discard(n)
 		c.logInfo("discarded plaintext sent after STARTTLS", "octets", n)
 	}
-	if !c.handshake(c.srv.TLSConfig) {
+	if !c.handshake(c.srv.TLSConfig, nil) {
 		// Never go on in the clear after a failed handshake.
 		c.state = stateDone
 		return false
@@ -57,9 +58,14 @@ func (c *conn) starttls(arg string) bool {
 }
 
 // handshake puts a TLS layer over the connection and runs the handshake,
-// within TLSHandshakeTimeout. It reports whether it succeeded.
-func (c *conn) handshake(config *tls.Config) bool {
-	tc := tls.Server(c.rwc, config)
+// within TLSHandshakeTimeout. early holds bytes of the handshake already
+// read from the connection. It reports whether the handshake succeeded.
+func (c *conn) handshake(config *tls.Config, early []byte) bool {
+	var under net.Conn = c.rwc
+	if len(early) > 0 {
+		under = &earlyConn{Conn: c.rwc, early: early}
+	}
+	tc := tls.Server(under, config)
 	tc.SetDeadline(time.Now().Add(orDefault(c.srv.TLSHandshakeTimeout, defaultTLSHandshake)))
 	if err := tc.HandshakeContext(c.ctx); err != nil {
 		c.logInfo("TLS handshake failed", "error", err)
@@ -76,6 +82,21 @@ func (c *conn) handshake(config *tls.Config) bool {
 	c.br.Reset(&c.in)
 	c.bw.Reset(c.stream)
 	return true
+}
+
+// earlyConn is a connection some of whose first bytes were read already.
+type earlyConn struct {
+	net.Conn
+	early []byte
+}
+
+func (c *earlyConn) Read(p []byte) (int, error) {
+	if len(c.early) > 0 {
+		n := copy(p, c.early)
+		c.early = c.early[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 // canServeTLS reports whether config can present a certificate.
