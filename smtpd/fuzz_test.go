@@ -3,6 +3,7 @@ package smtpd
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"strconv"
@@ -40,11 +41,21 @@ func FuzzSession(f *testing.F) {
 		"\r\n\r\n\x00\r\n",
 		"EHLO x\r\nHELP mail\r\nVRFY a\r\nEXPN b\r\nTURN\r\n",
 		"ehlo X\r\nmail from:<\"q u\"@[IPv6:::1]>\r\nrcpt to:<Postmaster>\r\ndata\r\n..\r\n.\r\n",
+		"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 3\r\nabcNOOP\r\nBDAT 2 LAST\r\nde",
+		"EHLO x\r\nBDAT 10 LAST\r\nQUIT\r\nQUIT\r\nNOOP\r\n",
+		"EHLO x\r\nAUTH PLAIN AHUAcA==\r\nAUTH LOGIN\r\n*\r\nMAIL FROM:<a@b> AUTH=<>\r\n",
+		"EHLO x\r\nAUTH LOGIN\r\ndQ==\r\ncA==\r\nSTARTTLS\r\n",
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, input []byte) {
-		srv := &Server{Hostname: "mx.test"}
+		srv := &Server{Hostname: "mx.test", AllowInsecureAuth: true,
+			Authenticate: func(ctx context.Context, env *Envelope, identity, username, password string) error {
+				if username == "u" && password == "p" {
+					return nil
+				}
+				return ErrAuthFailed
+			}}
 		conn := &scriptConn{in: bytes.NewReader(input)}
 		c := srv.newConn(conn)
 		srv.trackConn(c, true)
