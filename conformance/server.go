@@ -113,6 +113,10 @@ func configure(srv *smtpd.Server, rec *Recorder, f transcript.Field) error {
 		}
 		return err
 	case "verify":
+		if v == "off" {
+			srv.Verify = nil // the default: 252 to every VRFY
+			return nil
+		}
 		m, err := parseMatcher(v)
 		prev := srv.Verify
 		srv.Verify = func(ctx context.Context, env *smtpd.Envelope, arg string) error {
@@ -128,6 +132,10 @@ func configure(srv *smtpd.Server, rec *Recorder, f transcript.Field) error {
 	case "expand":
 		// "list -> a, b": EXPN list answers the members; other names
 		// get an empty list, which the server answers 550.
+		if v == "off" {
+			srv.Expand = nil // the default: EXPN is not implemented
+			return nil
+		}
 		name, members, ok := strings.Cut(v, "->")
 		if !ok {
 			return errors.New(`want "NAME -> MEMBER, MEMBER"`)
