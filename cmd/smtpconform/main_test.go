@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bufio"
+	"net"
+	"net/smtp"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"smtpd/conformance"
+	"smtpd/internal/transcript"
+	"smtpd/smtpd"
+)
+
+// serve runs srv on a loopback port for the test's duration.
+func serve(t *testing.T, srv *smtpd.Server) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+// TestAgainstSmtpd replays the suite against the library's server in its
+// default configuration, as smtpconform would against any server: every
+// case passes or is skipped for a stated reason.
+func TestAgainstSmtpd(t *testing.T) {
+	addr := serve(t, &smtpd.Server{Hostname: "mx.test"})
+	rep, err := replayAll(config{addr: addr, timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Cases {
+		if r.Result == "fail" {
+			t.Errorf("%s: %s", r.Name, r.Reason)
+		}
+		if r.Result == "skip" && r.Reason == "" {
+			t.Errorf("%s skipped without a reason", r.Name)
+		}
+	}
+	if rep.Passed < 100 || rep.Unchecked == 0 {
+		t.Errorf("%d passed, %d with deliveries not checkable; want a real run", rep.Passed, rep.Unchecked)
+	}
+	var b strings.Builder
+	rep.writeText(&b)
+	if !strings.HasSuffix(b.String(), "0 failed, "+strconv.Itoa(rep.Skipped)+" skipped\n") {
+		t.Errorf("summary line: %q", lastLine(b.String()))
+	}
+}
+
+// TestFindsFaults replays the suite against a deliberately broken server
+// and checks that the cases for its faults fail, while correct behaviour
+// still passes.
+func TestFindsFaults(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go brokenSession(c)
+		}
+	}()
+	rep, err := replayAll(config{addr: l.Addr().String(), timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(map[string]result)
+	for _, r := range rep.Cases {
+		got[r.Name] = r
+	}
+	for _, name := range []string{
+		"smuggling_lf_dot_lf",          // ends DATA at <LF>.<LF>
+		"smuggling_crlf_dot_lf",        // and at <CR><LF>.<LF>
+		"state_identified_rcpt",        // 502 where RFC 5321 says 503
+		"state_connected_mail",         // no sequence check before HELO
+		"state_mail_mail",              // nested MAIL accepted
+		"command_not_implemented_turn", // 500 where 502 is due
+		"command_bare_lf",              // a bare LF ends the command
+	} {
+		if r := got[name]; r.Result != "fail" {
+			t.Errorf("%s: %s, want fail", name, r.Result)
+		}
+	}
+	for _, name := range []string{"state_connected_quit", "basic_session", "state_identified_noop"} {
+		if r := got[name]; r.Result != "pass" {
+			t.Errorf("%s: %s %s, want pass", name, r.Result, r.Reason)
+		}
+	}
+	if rep.Failed == 0 {
+		t.Error("no case failed against the broken server")
+	}
+}
+
+// brokenSession is an SMTP server with classic faults: lines end at a bare
+// LF, DATA ends at <LF>.<LF>, there are no sequence checks, a command out
+// of sequence gets 502, every unknown verb 500.
+func brokenSession(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	say := func(s string) { c.Write([]byte(s + "\r\n")) }
+	say("220 broken.test ESMTP")
+	mail := false
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		verb, _, _ := strings.Cut(strings.ToUpper(line), " ")
+		switch verb {
+		case "EHLO":
+			say("250-broken.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE")
+		case "HELO", "NOOP", "RSET":
+			say("250 OK")
+		case "MAIL":
+			mail = true
+			say("250 OK")
+		case "RCPT":
+			if !mail {
+				say("502 no")
+				continue
+			}
+			say("250 OK")
+		case "DATA":
+			say("354 go")
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if strings.TrimRight(l, "\r\n") == "." {
+					break
+				}
+			}
+			mail = false
+			say("250 OK")
+		case "VRFY":
+			say("252 maybe")
+		case "QUIT":
+			say("221 bye")
+			return
+		default:
+			say("500 what")
+		}
+	}
+}
+
+// TestRecord records a net/smtp session through the proxy and replays the
+// recording against the in-process runner: it must pass there, deliveries
+// included.
+func TestRecord(t *testing.T) {
+	upstream := serve(t, &smtpd.Server{Hostname: "mx.test"})
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	wrote := make(chan string, 1)
+	p := &proxy{upstream: upstream, out: dir, logf: func(format string, args ...any) {
+		if strings.HasPrefix(format, "wrote") {
+			wrote <- args[0].(string)
+		} else {
+			t.Logf(format, args...)
+		}
+	}}
+	go p.serve(l)
+
+	msg := "Subject: recorded\r\n\r\n.leading dot\r\nbody\r\n"
+	if err := smtp.SendMail(l.Addr().String(), nil, "alice@example.org", []string{"bob@example.net"}, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	var path string
+	select {
+	case path = <-wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no transcript written")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := transcript.Parse(filepath.Base(path), b)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if len(tr.Deliveries) != 1 || string(tr.Deliveries[0].Data[0].Exact) != msg {
+		t.Errorf("recorded deliveries %+v\n%s", tr.Deliveries, b)
+	}
+	if err := conformance.RunLocal(tr); err != nil {
+		t.Errorf("replaying the recording: %v\n%s", err, b)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}

@@ -1,0 +1,230 @@
+package transcript
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+const example = `# A message with a bare LF is refused after its end.
+ref: RFC 5321 2.3.8
+max-recipients: 2
+needs: PIPELINING
+
+# the session
+S: 220
+C: EHLO client.example
+S: 250
+S+ PIPELINING
+S- STARTTLS
+C: MAIL FROM:<a@example.org> BODY=8BITMIME
+2* C: RCPT TO:<b@example.org>
+C: DATA
+S: 250 2.1.0
+2* S: 250|251 2.1.x
+S: 354
+C! "x\n" * 2 + ".\r\n"
+S: 550 5.5.2 Bare
+segment
+pause 10ms
+silent for 10ms
+C: QUIT
+S: 221
+closed within 1s
+close
+
+== delivery
+hello: client.example
+mail: <a@example.org> BODY=8BITMIME
+2* rcpt: <b@example.org>
+D: Subject: hi
+D:
+D! "body\r\n"
+D~ Received: .*
+`
+
+func TestParseExample(t *testing.T) {
+	tr, err := Parse("example.txt", []byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Comment != "A message with a bare LF is refused after its end." || tr.Ref != "RFC 5321 2.3.8" {
+		t.Errorf("comment %q, ref %q", tr.Comment, tr.Ref)
+	}
+	if v, _ := tr.Get("max-recipients"); v != "2" {
+		t.Errorf("max-recipients = %q", v)
+	}
+	var kinds []string
+	for _, s := range tr.Steps {
+		kinds = append(kinds, s.Kind.String())
+	}
+	want := "expect send expect contains lacks send send send send expect expect expect expect send expect segment pause silent send expect closed close"
+	if got := strings.Join(kinds, " "); got != want {
+		t.Errorf("steps:\n got %s\nwant %s", got, want)
+	}
+	if got := string(tr.Steps[13].Data); got != "x\nx\n.\r\n" {
+		t.Errorf("C! gave %q", got)
+	}
+	if len(tr.Steps[2].Reply.Lines) != 1 {
+		t.Errorf("EHLO reply pattern %v", tr.Steps[2].Reply)
+	}
+	d := tr.Deliveries
+	if len(d) != 1 || len(d[0].Rcpts) != 2 || string(d[0].Data[0].Exact) != "Subject: hi\r\n\r\nbody\r\n" || d[0].Data[1].Line == nil {
+		t.Errorf("deliveries %+v", d)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", "x.txt:0: missing first line"},
+		{"ref: x\n", "x.txt:1: the first line must be a comment"},
+		{"# c\nS: 220\n", "x.txt:2: want a ref: line"},
+		{"# c\nref: r\n", "x.txt:2: no session"},
+		{"# c\nref: r\nmax-foo: 1\nS: 220\n", `x.txt:3: unknown header key "max-foo"`},
+		{"# c\nref: r\nS: 220\nhostname: x\n", "x.txt:4: unknown session line"},
+		{"# c\nref: r\nS: 22\n", `x.txt:3: bad reply code "22"`},
+		{"# c\nref: r\nS: 250-\nC: QUIT\n", "x.txt:4: multiline reply not finished"},
+		{"# c\nref: r\nS: 250-\n", "x.txt:3: multiline reply not finished"},
+		{"# c\nref: r\nC! hi\n", "x.txt:3: want a Go double-quoted"},
+		{"# c\nref: r\nC! \"a\" \"b\"\n", `x.txt:3: want "+" or the end`},
+		{"# c\nref: r\npause 2\n", `x.txt:3: bad duration "2"`},
+		{"# c\nref: r\nclosed 2s\n", `x.txt:3: want "closed within DURATION"`},
+		{"# c\nref: r\nS+ x\n", "x.txt:3: S+ must follow an S: line"},
+		{"# c\nref: r\nS: 220\n== delivery\nrcpt: <a@b>\n", "x.txt:4: delivery without mail"},
+		{"# c\nref: r\nS: 220\n== delivery\nfrom: <a@b>\n", "x.txt:5: want hello:"},
+		{"# c\r\nref: r\n", "x.txt:1: CR in file"},
+	} {
+		_, err := Parse("x.txt", []byte(tc.in))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v, want %q...", tc.in, err, tc.want)
+		}
+	}
+}
+
+func TestMatch(t *testing.T) {
+	for _, tc := range []struct {
+		pattern string
+		reply   []string
+		ignore  bool
+		want    bool
+	}{
+		{"250", []string{"250-a", "250 b"}, false, true},
+		{"250", []string{"250-a", "251 b"}, false, false},
+		{"2xx 2.1.x OK", []string{"250 2.1.5 OK fine"}, false, true},
+		{"250 2.1.0", []string{"250 2.1.5 OK"}, false, false},
+		{"250 2.1.0", []string{"250 OK"}, true, true},
+		{"250 ^OK", []string{"250 2.0.0 OK"}, false, false},
+		{"250 ^OK", []string{"250 2.0.0 OK"}, true, true},
+		{"503|554", []string{"554 no"}, false, true},
+		{"221", []string{"221"}, false, true},
+	} {
+		tr, err := Parse("m.txt", []byte("# c\nref: r\nS: "+tc.pattern+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tr.Steps[0].Reply.Match(tc.reply, tc.ignore); got != tc.want {
+			t.Errorf("%q matching %q (ignore %v) = %v", tc.pattern, tc.reply, tc.ignore, got)
+		}
+	}
+}
+
+func TestWriteRoundTrip(t *testing.T) {
+	tr, err := Parse("example.txt", []byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := Write(&b, tr); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse("example.txt", b.Bytes())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	if !sameTranscript(tr, back) {
+		t.Errorf("round trip changed the transcript:\n%s", b.String())
+	}
+}
+
+// sameTranscript compares two transcripts by meaning: line numbers aside,
+// and with adjacent sends merged, since they go out as one write anyway.
+func sameTranscript(a, b *Transcript) bool {
+	return canonical(a) == canonical(b)
+}
+
+func canonical(t *Transcript) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%q %q\n", t.Comment, t.Ref)
+	for _, f := range t.Header {
+		fmt.Fprintf(&b, "%q: %q\n", f.Key, f.Value)
+	}
+	var send []byte
+	for _, s := range t.Steps {
+		if s.Kind == Send {
+			send = append(send, s.Data...)
+			continue
+		}
+		if send != nil {
+			fmt.Fprintf(&b, "send %q\n", send)
+			send = nil
+		}
+		fmt.Fprintf(&b, "%q\n", stepLines(s))
+	}
+	fmt.Fprintf(&b, "send %q\n", send)
+	var w bytes.Buffer
+	Write(&w, &Transcript{Comment: "c", Ref: "r", Deliveries: t.Deliveries})
+	b.Write(w.Bytes())
+	return b.String()
+}
+
+func TestFromRecording(t *testing.T) {
+	chunks := []Chunk{
+		{false, []byte("220 mx ESMTP\r\n")},
+		{true, []byte("EHLO c\r\n")},
+		{false, []byte("250-mx\r\n250 PIPELINING\r\n")},
+		{true, []byte("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nDATA\r\n")},
+		{false, []byte("250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no\r\n354 go\r\n")},
+		{true, []byte("Hi\r\n..dot\r\n.\r")},
+		{true, []byte("\nQUIT\r\n")},
+		{false, []byte("250 2.0.0 queued\r\n221 2.0.0 bye\r\n")},
+	}
+	tr := FromRecording("rec.txt", chunks)
+	tr.Comment, tr.Ref = "A recorded session.", "recorded"
+	var b bytes.Buffer
+	Write(&b, tr)
+	want := `# A recorded session.
+ref: recorded
+
+S: 220
+C: EHLO c
+S: 250
+C: MAIL FROM:<a@x>
+C: RCPT TO:<b@y>
+C: RCPT TO:<c@y>
+C: DATA
+S: 250 2.1.0
+S: 250 2.1.5
+S: 550 5.1.1
+S: 354
+C: Hi
+C: ..dot
+C: .
+C: QUIT
+S: 250 2.0.0
+S: 221 2.0.0
+
+== delivery
+hello: c
+mail: <a@x>
+rcpt: <b@y>
+D: Hi
+D: .dot
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	if _, err := Parse("rec.txt", b.Bytes()); err != nil {
+		t.Error(err)
+	}
+}

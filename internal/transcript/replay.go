@@ -1,0 +1,203 @@
+package transcript
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Options tune a replay.
+type Options struct {
+	// ReplyTimeout bounds the wait for each reply. Zero means 10s. It is a
+	// bound for broken servers, never a means of synchronisation: a reply
+	// that comes is read as soon as it comes.
+	ReplyTimeout time.Duration
+
+	// IgnoreEnhanced skips enhanced-code checks, for a server that does
+	// not offer ENHANCEDSTATUSCODES (RFC 2034).
+	IgnoreEnhanced bool
+}
+
+// Replay runs t's session over conn: it sends the client's bytes, reads and
+// checks the server's replies and events, and returns the first step that
+// went otherwise as a *Failure. It does not close conn, nor check
+// deliveries (see CheckDeliveries), nor honour StartTLS, which it reports
+// as a failure until the runner supports TLS.
+func Replay(conn net.Conn, t *Transcript, opt Options) error {
+	r := &replayer{t: t, conn: conn, br: bufio.NewReader(conn), opt: opt}
+	if r.opt.ReplyTimeout == 0 {
+		r.opt.ReplyTimeout = 10 * time.Second
+	}
+	return r.run()
+}
+
+type replayer struct {
+	t       *Transcript
+	conn    net.Conn
+	br      *bufio.Reader
+	opt     Options
+	pending []byte
+	werr    error    // the last write error, reported with what follows it
+	last    []string // the last reply read
+	closed  bool     // the client closed the connection
+}
+
+func (r *replayer) fail(s Step, want, got string) error {
+	if r.werr != nil {
+		got += " (after a failed write: " + r.werr.Error() + ")"
+	}
+	return &Failure{Name: r.t.Name, Line: s.Line, Want: want, Got: got}
+}
+
+// flush writes the queued client bytes in one write. A write error is kept:
+// a server that refused and closed may still have sent the reply that says
+// why, so the read that follows decides.
+func (r *replayer) flush() {
+	if len(r.pending) == 0 || r.closed {
+		return
+	}
+	r.conn.SetWriteDeadline(time.Now().Add(r.opt.ReplyTimeout))
+	if _, err := r.conn.Write(r.pending); err != nil && r.werr == nil {
+		r.werr = err
+	}
+	r.pending = r.pending[:0]
+}
+
+func (r *replayer) run() error {
+	for _, s := range r.t.Steps {
+		if err := r.step(s); err != nil {
+			return err
+		}
+	}
+	r.flush()
+	if r.br.Buffered() > 0 {
+		s := r.t.Steps[len(r.t.Steps)-1]
+		b, _ := r.br.Peek(r.br.Buffered())
+		return r.fail(s, "nothing more from the server", fmt.Sprintf("%q", b))
+	}
+	return nil
+}
+
+func (r *replayer) step(s Step) error {
+	switch s.Kind {
+	case Send:
+		if r.closed {
+			return r.fail(s, "an open connection to send on", "the client closed it")
+		}
+		r.pending = append(r.pending, s.Data...)
+	case Segment:
+		r.flush()
+	case Pause:
+		r.flush()
+		time.Sleep(s.Duration) // part of the case: the client is slow
+	case Close:
+		r.flush()
+		r.closed = true
+		// Half-close when we can, so that replies to what was sent can
+		// still be read by later steps.
+		if cw, ok := r.conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		} else {
+			r.conn.Close()
+		}
+	case Expect:
+		r.flush()
+		reply, err := r.readReply()
+		if err != nil {
+			return r.fail(s, "reply "+s.Reply.String(), err.Error())
+		}
+		r.last = reply
+		if !s.Reply.Match(reply, r.opt.IgnoreEnhanced) {
+			return r.fail(s, "reply "+s.Reply.String(), fmt.Sprintf("%q", reply))
+		}
+	case Contains, Lacks:
+		found := false
+		for _, l := range r.last {
+			if len(l) >= 4 && s.Pattern.MatchString(l[4:]) {
+				found = true
+			}
+		}
+		if found != (s.Kind == Contains) {
+			verb := "a reply line matching "
+			if s.Kind == Lacks {
+				verb = "no reply line matching "
+			}
+			return r.fail(s, verb+s.Pattern.String(), fmt.Sprintf("%q", r.last))
+		}
+	case Closed:
+		r.flush()
+		r.conn.SetReadDeadline(time.Now().Add(s.Duration))
+		b, err := r.br.ReadByte()
+		switch {
+		case err == nil:
+			rest, _ := r.br.Peek(r.br.Buffered())
+			return r.fail(s, fmt.Sprintf("the server to close within %v", s.Duration), fmt.Sprintf("%q", append([]byte{b}, rest...)))
+		case isTimeout(err):
+			return r.fail(s, fmt.Sprintf("the server to close within %v", s.Duration), "the connection still open")
+		}
+	case Silent:
+		r.flush()
+		r.conn.SetReadDeadline(time.Now().Add(s.Duration))
+		b, err := r.br.ReadByte()
+		switch {
+		case err == nil:
+			rest, _ := r.br.Peek(r.br.Buffered())
+			return r.fail(s, fmt.Sprintf("silence for %v", s.Duration), fmt.Sprintf("%q", append([]byte{b}, rest...)))
+		case !isTimeout(err):
+			return r.fail(s, fmt.Sprintf("silence for %v", s.Duration), "the connection closed ("+err.Error()+")")
+		}
+	case StartTLS:
+		return r.fail(s, "a runner that can start TLS", "none yet (the starttls event is reserved)")
+	}
+	return nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// readReply reads one reply (RFC 5321 4.2.1: lines "CODE-text" then one
+// "CODE text") and returns its lines without CRLF.
+func (r *replayer) readReply() ([]string, error) {
+	r.conn.SetReadDeadline(time.Now().Add(r.opt.ReplyTimeout))
+	var lines []string
+	for {
+		line, err := r.br.ReadString('\n')
+		if err != nil {
+			switch {
+			case isTimeout(err):
+				err = fmt.Errorf("no reply within %v", r.opt.ReplyTimeout)
+			case err == io.EOF || errors.Is(err, syscall.ECONNRESET):
+				err = errors.New("the connection closed")
+			}
+			if line != "" || lines != nil {
+				err = fmt.Errorf("%q, then %v", append(lines, line), err)
+			}
+			return nil, err
+		}
+		l, ok := strings.CutSuffix(line, "\r\n")
+		if !ok || len(l) < 3 || !isDigits(l[:3]) || len(l) > 3 && l[3] != ' ' && l[3] != '-' {
+			return nil, fmt.Errorf("malformed reply line %q after %q", line, lines)
+		}
+		lines = append(lines, l)
+		if len(l) == 3 || l[3] == ' ' {
+			return lines, nil
+		}
+	}
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
