@@ -74,7 +74,9 @@ func TestMessageSize(t *testing.T) {
 	c := greeted(t, startServer(t, &Server{Handler: rec, MaxMessageBytes: 100, DisableReceived: true}))
 	c.do("MAIL FROM:<a@example.org> SIZE=101", "552 5.3.4")
 	c.do("MAIL FROM:<a@example.org> SIZE=abc", "501 5.5.4")
-	c.do("MAIL FROM:<a@example.org> SIZE=99999999999999999999999", "501 5.5.4")
+	c.do("MAIL FROM:<a@example.org> SIZE=999999999999999999999", "501 5.5.4") // 21 digits
+	c.do("MAIL FROM:<a@example.org> SIZE=99999999999999999999", "552 5.3.4")  // 20 digits, over uint64
+	c.do("MAIL FROM:<a@example.org> SIZE=+1", "501 5.5.4")
 	c.do("MAIL FROM:<a@example.org> FOO=BAR", "555 5.5.4")
 	c.do("MAIL FROM:<a@example.org> BODY=9BIT", "501 5.5.4")
 	c.do("MAIL FROM:<a@example.org> SIZE=100 BODY=8BITMIME", "250")

@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"math"
 	"strconv"
 	"strings"
 )
@@ -115,13 +116,23 @@ func parseNotify(v string) ([]string, bool) {
 	return list, true
 }
 
-// parseDigits parses 1 to maxLen decimal digits.
+// parseDigits parses 1 to maxLen decimal digits. A number too large for
+// uint64 (20 digits may be) is math.MaxUint64: for a size that is "larger
+// than any limit", not a syntax error (RFC 1870 5 allows 20 digits).
 func parseDigits(s string, maxLen int) (uint64, bool) {
-	if s == "" || len(s) > maxLen || s[0] < '0' || s[0] > '9' {
+	if s == "" || len(s) > maxLen {
 		return 0, false
 	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
 	n, err := strconv.ParseUint(s, 10, 64)
-	return n, err == nil
+	if err != nil {
+		return math.MaxUint64, true
+	}
+	return n, true
 }
 
 // isAtom reports whether s is a non-empty run of atext (RFC 5322 3.2.3).

@@ -117,8 +117,9 @@ type Server struct {
 	MaxConnections int
 
 	// MaxErrors is how many syntax and sequence errors (replies 500 to
-	// 504 and 555) a session may cause; the next one ends it with 421
-	// (RFC 5321 7.8 allows closing after repeated errors). Zero means 10.
+	// 504 and 555) a session may cause: the reply to the last one is
+	// followed by 421 and the end of the session (RFC 5321 7.8 allows
+	// closing after repeated errors). Zero means 10.
 	MaxErrors int
 
 	// CommandTimeout is how long the server waits for a whole command
