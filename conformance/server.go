@@ -344,7 +344,7 @@ type Recorder struct {
 	// matcher whose GLOB matches a recipient gives its result.
 	lmtp []matcher
 	mu   sync.Mutex
-	msgs   []transcript.Message
+	msgs []transcript.Message
 }
 
 // ServeSMTP implements smtpd.Handler.

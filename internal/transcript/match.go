@@ -127,9 +127,9 @@ func matchEnhanced(pattern, got string) bool {
 // Message is a message as a handler received it, for CheckDeliveries.
 type Message struct {
 	Hello string
-	TLS   bool   // the message came over TLS
-	Auth  string // the AUTH identity, "" for none
-	Mail  string // "<path> PARAM=value ..."
+	TLS   bool     // the message came over TLS
+	Auth  string   // the AUTH identity, "" for none
+	Mail  string   // "<path> PARAM=value ..."
 	Rcpts []string // the same form
 	Data  []byte
 }
