@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -165,12 +166,18 @@ func configure(srv *smtpd.Server, rec *Recorder, f transcript.Field) error {
 	case "tls":
 		// starttls and implicit both give the server the runner's
 		// certificate; RunLocal serves implicit TLS with ServeTLS.
-		if v != "starttls" && v != "implicit" {
-			return fmt.Errorf("want starttls or implicit, got %q", v)
+		switch v {
+		case "starttls", "implicit":
+			cfg, _, err := testTLS()
+			srv.TLSConfig = cfg
+			return err
+		case "none":
+			srv.TLSConfig = nil
+		case "no-certificate":
+			srv.TLSConfig = &tls.Config{}
+		default:
+			return fmt.Errorf("want starttls, implicit, none or no-certificate, got %q", v)
 		}
-		cfg, _, err := testTLS()
-		srv.TLSConfig = cfg
-		return err
 	case "tls-handshake-timeout":
 		d, err := time.ParseDuration(v)
 		srv.TLSHandshakeTimeout = d
@@ -180,6 +187,10 @@ func configure(srv *smtpd.Server, rec *Recorder, f transcript.Field) error {
 		srv.RequireTLS = on
 		return err
 	case "auth":
+		if v == "none" {
+			srv.Authenticate = nil // the default: AUTH not offered, 502
+			return nil
+		}
 		accounts := make(map[string]string)
 		for _, up := range strings.Split(v, ",") {
 			u, p, ok := strings.Cut(strings.TrimSpace(up), ":")

@@ -91,6 +91,14 @@ func Skip(t *transcript.Transcript, target Target) string {
 			if _, ok := target.Ext["STARTTLS"]; !ok {
 				return "server does not offer STARTTLS"
 			}
+		case f.Key == "tls" && f.Value == "none":
+			if _, ok := target.Ext["STARTTLS"]; ok {
+				return "a case for a server without TLS; this one offers STARTTLS"
+			}
+		case f.Key == "auth" && f.Value == "none":
+			if offers(target.Ext, "AUTH") || offers(target.TLSExt, "AUTH") {
+				return "a case for a server without AUTH; this one offers it"
+			}
 		case f.Key == "auth" && f.Value != target.Auth:
 			return fmt.Sprintf("needs the accounts %s on the server (smtpconform -auth %s)", f.Value, f.Value)
 		case f.Key == "lmtp":
@@ -98,7 +106,7 @@ func Skip(t *transcript.Transcript, target Target) string {
 			if lmtp && !target.LMTP {
 				return "needs an LMTP server (smtpconform -lmtp)"
 			}
-		case k.Config && !k.Remote:
+		case k.Config && (!k.Remote || f.Key == "tls" && f.Value == "no-certificate"):
 			return fmt.Sprintf("needs server configuration %s: %s", f.Key, f.Value)
 		}
 	}
