@@ -52,6 +52,8 @@ func TestSkip(t *testing.T) {
 		{"tls: starttls\nS: 220\n", withTLS, ""},
 		{"tls: implicit\nS: 220\n", withTLS, "-tls-addr"},
 		{"tls: implicit\nS: 220\n", Target{ImplicitTLS: true}, ""},
+		{"tls: implicit\nneeds: AUTH\nS: 220\n", Target{ImplicitTLS: true, ImplicitExt: Extensions{"AUTH": "PLAIN"}}, ""},
+		{"tls: implicit\nneeds: AUTH\nS: 220\n", Target{ImplicitTLS: true, Ext: Extensions{"AUTH": "PLAIN"}}, "AUTH"},
 		{"auth: jane:secret\nneeds: AUTH=PLAIN\nS: 220\nstarttls\n", withTLS, ""},
 		{"auth: jane:secret\nneeds: AUTH=PLAIN\nS: 220\n", withTLS, "AUTH=PLAIN"},
 		{"auth: jane:secret\nneeds: AUTH=CRAM-MD5\nS: 220\nstarttls\n", withTLS, "AUTH=CRAM-MD5"},

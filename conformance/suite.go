@@ -65,8 +65,10 @@ type Target struct {
 	// Auth is the USER:PASSWORD list the target accepts (-auth); a case
 	// with an auth key runs only when its value is exactly this.
 	Auth string
-	// ImplicitTLS is set when an implicit-TLS port was given (-tls-addr).
+	// ImplicitTLS is set when an implicit-TLS port was given (-tls-addr);
+	// ImplicitExt is what the EHLO reply offers there.
 	ImplicitTLS bool
+	ImplicitExt Extensions
 	// LMTP is set when the target speaks LMTP (-lmtp): only the LMTP
 	// cases run, and no other.
 	LMTP bool
@@ -78,7 +80,8 @@ type Target struct {
 // for what target says the server is set up for: STARTTLS or implicit TLS
 // (tls), accounts (auth), LMTP (lmtp). A case that needs an extension the
 // server does not offer is skipped too; a case with a starttls event may
-// find its keywords in the EHLO reply after STARTTLS. "needs: AUTH=PLAIN"
+// find its keywords in the EHLO reply after STARTTLS, and an implicit-TLS
+// case looks for them in the EHLO reply of that port. "needs: AUTH=PLAIN"
 // asks for the PLAIN mechanism among AUTH's parameters.
 func Skip(t *transcript.Transcript, target Target) string {
 	lmtp := false
@@ -113,7 +116,10 @@ func Skip(t *transcript.Transcript, target Target) string {
 	if target.LMTP && !lmtp {
 		return "an SMTP case; the target speaks LMTP"
 	}
-	tlsCase := false
+	tlsCase, implicit := false, false
+	if v, _ := t.Get("tls"); v == "implicit" {
+		implicit = true
+	}
 	for _, s := range t.Steps {
 		switch s.Kind {
 		case transcript.StartTLS:
@@ -124,7 +130,8 @@ func Skip(t *transcript.Transcript, target Target) string {
 	}
 	if needs, ok := t.Get("needs"); ok {
 		for _, kw := range strings.Fields(needs) {
-			if !offers(target.Ext, kw) && !(tlsCase && offers(target.TLSExt, kw)) {
+			if implicit && !offers(target.ImplicitExt, kw) ||
+				!implicit && !offers(target.Ext, kw) && !(tlsCase && offers(target.TLSExt, kw)) {
 				return "server does not offer " + kw
 			}
 		}

@@ -64,3 +64,9 @@ func makeTLS() (server, client *tls.Config, err error) {
 	client = &tls.Config{RootCAs: pool, ServerName: "mx.test"}
 	return server, client, nil
 }
+
+// RunnerTLS returns the TLS configurations the in-process runner uses: the
+// server's, with a self-signed certificate for mx.test and 127.0.0.1, and
+// a client's that trusts that certificate alone. For tests that serve the
+// library themselves and replay against it as a remote target.
+func RunnerTLS() (server, client *tls.Config, err error) { return testTLS() }

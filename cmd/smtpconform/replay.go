@@ -77,7 +77,13 @@ func replayAll(cfg config) (*report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the target's EHLO: %v", err)
 	}
-	target := conformance.Target{Ext: p.ext, TLSExt: p.tlsExt, Auth: cfg.auth, ImplicitTLS: cfg.tlsAddr != "", LMTP: cfg.lmtp}
+	target := conformance.Target{Ext: p.ext, TLSExt: p.tlsExt, Auth: cfg.auth, LMTP: cfg.lmtp}
+	if cfg.tlsAddr != "" {
+		target.ImplicitTLS = true
+		if target.ImplicitExt, err = probeImplicit(cfg); err != nil {
+			return nil, fmt.Errorf("reading the EHLO of the implicit-TLS port: %v", err)
+		}
+	}
 	rep := &report{Target: cfg.addr, Extensions: list(p.ext), TLSExtensions: list(p.tlsExt), TLSProbe: p.tlsErr}
 	_, enhanced := p.ext["ENHANCEDSTATUSCODES"]
 	opt := transcript.Options{ReplyTimeout: cfg.timeout, IgnoreEnhanced: !enhanced, TLSConfig: cfg.clientTLS(cfg.addr)}
@@ -190,6 +196,33 @@ func probe(cfg config) (probed, error) {
 	p.tlsExt = conformance.ParseEHLO(reply)
 	fmt.Fprintf(conn, "QUIT\r\n")
 	return p, nil
+}
+
+// probeImplicit reads the EHLO reply on the implicit-TLS port.
+func probeImplicit(cfg config) (conformance.Extensions, error) {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	conn, err := tls.DialWithDialer(d, "tcp", cfg.tlsAddr, cfg.clientTLS(cfg.tlsAddr))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(cfg.timeout))
+	br := bufio.NewReader(conn)
+	if greeting, err := readReply(br); err != nil {
+		return nil, err
+	} else if !strings.HasPrefix(greeting[0], "220") {
+		return nil, fmt.Errorf("greeting %q", greeting)
+	}
+	fmt.Fprintf(conn, "EHLO smtpconform.example\r\n")
+	reply, err := readReply(br)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(conn, "QUIT\r\n")
+	if !strings.HasPrefix(reply[0], "250") {
+		return conformance.Extensions{}, nil
+	}
+	return conformance.ParseEHLO(reply), nil
 }
 
 func readReply(br *bufio.Reader) ([]string, error) {
