@@ -36,6 +36,8 @@ close
 
 == delivery
 hello: client.example
+tls: yes
+auth: jane
 mail: <a@example.org> BODY=8BITMIME
 2* rcpt: <b@example.org>
 D: Subject: hi
@@ -70,7 +72,7 @@ func TestParseExample(t *testing.T) {
 		t.Errorf("EHLO reply pattern %v", tr.Steps[2].Reply)
 	}
 	d := tr.Deliveries
-	if len(d) != 1 || len(d[0].Rcpts) != 2 || string(d[0].Data[0].Exact) != "Subject: hi\r\n\r\nbody\r\n" || d[0].Data[1].Line == nil {
+	if len(d) != 1 || d[0].TLS != "yes" || d[0].Auth != "jane" || len(d[0].Rcpts) != 2 || string(d[0].Data[0].Exact) != "Subject: hi\r\n\r\nbody\r\n" || d[0].Data[1].Line == nil {
 		t.Errorf("deliveries %+v", d)
 	}
 }
