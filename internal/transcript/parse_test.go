@@ -230,3 +230,22 @@ D: .dot
 		t.Error(err)
 	}
 }
+
+// TestCheckDeliveriesTLSAuth: tls: and auth: are checked when given.
+func TestCheckDeliveriesTLSAuth(t *testing.T) {
+	tr, err := Parse("x.txt", []byte("# c\nref: r\nS: 220\n\n== delivery\ntls: yes\nauth: jane\nmail: <a@b.example>\nD: x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := Message{TLS: true, Auth: "jane", Mail: "<a@b.example>", Data: []byte("x\r\n")}
+	if err := CheckDeliveries(tr, []Message{msg}); err != nil {
+		t.Errorf("matching delivery: %v", err)
+	}
+	plain, other := msg, msg
+	plain.TLS, other.Auth = false, "joe"
+	for _, m := range []Message{plain, other} {
+		if err := CheckDeliveries(tr, []Message{m}); err == nil {
+			t.Errorf("delivery %+v passed", m)
+		}
+	}
+}
