@@ -2,10 +2,12 @@ package conformance
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -161,10 +163,81 @@ func configure(srv *smtpd.Server, rec *Recorder, f transcript.Field) error {
 		a, err := parseAnswer(v)
 		rec.answer = a
 		return err
-	default:
-		if k := transcript.Keys[f.Key]; k.Extension != "" {
-			return fmt.Errorf("needs %s, which the library and this runner do not support yet", k.Extension)
+	case "tls":
+		// starttls and implicit both give the server the runner's
+		// certificate; RunLocal serves implicit TLS with ServeTLS.
+		switch v {
+		case "starttls", "implicit":
+			cfg, _, err := testTLS()
+			srv.TLSConfig = cfg
+			return err
+		case "none":
+			srv.TLSConfig = nil
+		case "no-certificate":
+			srv.TLSConfig = &tls.Config{}
+		default:
+			return fmt.Errorf("want starttls, implicit, none or no-certificate, got %q", v)
 		}
+	case "tls-handshake-timeout":
+		d, err := time.ParseDuration(v)
+		srv.TLSHandshakeTimeout = d
+		return err
+	case "require-tls":
+		on, err := onOff(v)
+		srv.RequireTLS = on
+		return err
+	case "auth":
+		if v == "none" {
+			srv.Authenticate = nil // the default: AUTH not offered, 502
+			return nil
+		}
+		accounts := make(map[string]string)
+		for _, up := range strings.Split(v, ",") {
+			u, p, ok := strings.Cut(strings.TrimSpace(up), ":")
+			if !ok || u == "" {
+				return fmt.Errorf("want USER:PASSWORD[,USER:PASSWORD], got %q", v)
+			}
+			accounts[u] = p
+		}
+		srv.Authenticate = func(ctx context.Context, env *smtpd.Envelope, identity, username, password string) error {
+			if p, ok := accounts[username]; !ok || p != password || identity != "" && identity != username {
+				return smtpd.ErrAuthFailed
+			}
+			return nil
+		}
+	case "auth-insecure":
+		on, err := onOff(v)
+		srv.AllowInsecureAuth = on
+		return err
+	case "require-auth":
+		on, err := onOff(v)
+		srv.RequireAuth = on
+		return err
+	case "max-auth-failures":
+		n, err := strconv.Atoi(v)
+		srv.MaxAuthFailures = n
+		return err
+	case "lmtp":
+		on, err := onOff(v)
+		srv.LMTP = on
+		return err
+	case "lmtp-recipient":
+		m, err := parseMatcher(v)
+		rec.lmtp = append(rec.lmtp, m)
+		return err
+	case "proxy-trusted":
+		for _, s := range strings.Fields(strings.ReplaceAll(v, ",", " ")) {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return err
+			}
+			srv.ProxyTrusted = append(srv.ProxyTrusted, p)
+		}
+	case "hold-connections":
+		// RunLocal's business: connections it opens before the case's.
+		_, err := strconv.Atoi(v)
+		return err
+	default:
 		return errors.New("no such server setting")
 	}
 	return nil
@@ -278,8 +351,11 @@ func (g glob) match(s string) bool {
 // server refuses it, so nothing was delivered.
 type Recorder struct {
 	answer answer
-	mu     sync.Mutex
-	msgs   []transcript.Message
+	// lmtp answers recipients one by one, for ServeLMTP: the last
+	// matcher whose GLOB matches a recipient gives its result.
+	lmtp []matcher
+	mu   sync.Mutex
+	msgs []transcript.Message
 }
 
 // ServeSMTP implements smtpd.Handler.
@@ -288,7 +364,8 @@ func (r *Recorder) ServeSMTP(ctx context.Context, env *smtpd.Envelope, msg io.Re
 	if err != nil {
 		return err
 	}
-	m := transcript.Message{Hello: env.Hello, Mail: pathString(env.ReversePath, env.MailParams), Data: data}
+	m := transcript.Message{Hello: env.Hello, TLS: env.TLS != nil, Auth: env.AuthIdentity,
+		Mail: pathString(env.ReversePath, env.MailParams), Data: data}
 	for _, rc := range env.Recipients {
 		m.Rcpts = append(m.Rcpts, pathString(rc.ForwardPath, rc.Params))
 	}
@@ -296,6 +373,23 @@ func (r *Recorder) ServeSMTP(ctx context.Context, env *smtpd.Envelope, msg io.Re
 	r.msgs = append(r.msgs, m)
 	r.mu.Unlock()
 	return r.answer.err()
+}
+
+// ServeLMTP implements smtpd.LMTPHandler: the message is kept as
+// ServeSMTP keeps it, and each recipient gets the answer of the last
+// lmtp-recipient line matching it, or the handler's answer.
+func (r *Recorder) ServeLMTP(ctx context.Context, env *smtpd.Envelope, msg io.Reader) []error {
+	err := r.ServeSMTP(ctx, env, msg)
+	out := make([]error, len(env.Recipients))
+	for i, rc := range env.Recipients {
+		out[i] = err
+		for _, m := range r.lmtp {
+			if m.glob.match(rc.ForwardPath.String()) {
+				out[i] = m.answer.err()
+			}
+		}
+	}
+	return out
 }
 
 // Messages returns the messages kept so far.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"net/smtp"
 	"os"
@@ -208,4 +209,58 @@ func TestRecord(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// TestAgainstSmtpdExtensions replays the suite against the library set up
+// as smtpconform's flags describe it: STARTTLS and implicit TLS with the
+// runner's certificate, the account jane:secret (-auth), and then as an
+// LMTP server (-lmtp). The cases for them run, and pass.
+func TestAgainstSmtpdExtensions(t *testing.T) {
+	serverTLS, clientTLS, err := conformance.RunnerTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := func(ctx context.Context, env *smtpd.Envelope, identity, username, password string) error {
+		if username != "jane" || password != "secret" || identity != "" && identity != "jane" {
+			return smtpd.ErrAuthFailed
+		}
+		return nil
+	}
+	srv := &smtpd.Server{Hostname: "mx.test", TLSConfig: serverTLS, Authenticate: auth}
+	addr := serve(t, srv)
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeTLS(tl, "", "")
+	lmtpAddr := serve(t, &smtpd.Server{Hostname: "mx.test", LMTP: true})
+
+	for _, cfg := range []config{
+		{addr: addr, tlsAddr: tl.Addr().String(), auth: "jane:secret", tlsConfig: clientTLS, timeout: 10 * time.Second},
+		{addr: lmtpAddr, lmtp: true, timeout: 10 * time.Second},
+	} {
+		rep, err := replayAll(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(map[string]string)
+		for _, r := range rep.Cases {
+			got[r.Name] = r.Result
+			if r.Result == "fail" {
+				t.Errorf("%s: %s: %s", cfg.addr, r.Name, r.Reason)
+			}
+		}
+		want := []string{"starttls_pipelined_ehlo", "starttls_pipelined_mail_injection", "auth_after_starttls", "implicit_tls_session", "implicit_tls_auth_offered", "bdat_smuggling_inside_chunk"}
+		if cfg.lmtp {
+			want = []string{"lmtp_lhlo", "lmtp_ehlo_refused", "lmtp_per_recipient_replies"}
+			if got["basic_session"] != "skip" {
+				t.Errorf("basic_session against an LMTP target: %s, want skip", got["basic_session"])
+			}
+		}
+		for _, name := range want {
+			if got[name] != "pass" {
+				t.Errorf("%s: %s: %q, want pass", cfg.addr, name, got[name])
+			}
+		}
+	}
 }

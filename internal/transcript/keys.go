@@ -4,13 +4,13 @@ package transcript
 type Key struct {
 	// Config is set for keys that configure the server under test. A
 	// server on the network cannot be told about them, so smtpconform
-	// skips the cases that use them.
+	// skips the cases that use them, except where it can be told from
+	// outside what the target is set up for (Remote).
 	Config bool
-	// Extension names the SMTP extension a reserved key needs. The keys
-	// are reserved so that the cases of extensions the library does not
-	// have yet slot in; a runner that cannot honour one must fail the
-	// case, never ignore the key.
-	Extension string
+	// Remote is set for the config keys a remote target may match, given
+	// what smtpconform learns from its flags and the target's EHLO reply:
+	// tls (STARTTLS offered, or -tls-addr), auth (-auth), lmtp (-lmtp).
+	Remote bool
 }
 
 // Keys are the header keys a transcript may use; any other key is a parse
@@ -33,6 +33,7 @@ var Keys = map[string]Key{
 	"max-path":              {Config: true},
 	"max-errors":            {Config: true},
 	"max-connections":       {Config: true},
+	"hold-connections":      {Config: true},
 	"command-timeout":       {Config: true},
 	"data-timeout":          {Config: true},
 	"message-timeout":       {Config: true},
@@ -46,12 +47,16 @@ var Keys = map[string]Key{
 	"verify":                {Config: true},
 	"expand":                {Config: true},
 
-	// Reserved for extensions the library does not have yet.
-	"tls":      {Config: true, Extension: "STARTTLS"},
-	"auth":     {Config: true, Extension: "AUTH"},
-	"chunking": {Config: true, Extension: "CHUNKING"},
-	"smtputf8": {Config: true, Extension: "SMTPUTF8"},
-	"dsn":      {Config: true, Extension: "DSN"},
-	"lmtp":     {Config: true, Extension: "LMTP"},
-	"proxy":    {Config: true, Extension: "PROXY"},
+	// Extensions that need setting up: RFC 3207 and RFC 8314, RFC 4954,
+	// RFC 2033, the PROXY protocol.
+	"tls":                   {Config: true, Remote: true},
+	"tls-handshake-timeout": {Config: true},
+	"require-tls":           {Config: true},
+	"auth":                  {Config: true, Remote: true},
+	"auth-insecure":         {Config: true},
+	"require-auth":          {Config: true},
+	"max-auth-failures":     {Config: true},
+	"lmtp":                  {Config: true, Remote: true},
+	"lmtp-recipient":        {Config: true},
+	"proxy-trusted":         {Config: true},
 }

@@ -127,6 +127,8 @@ func matchEnhanced(pattern, got string) bool {
 // Message is a message as a handler received it, for CheckDeliveries.
 type Message struct {
 	Hello string
+	TLS   bool     // the message came over TLS
+	Auth  string   // the AUTH identity, "" for none
 	Mail  string   // "<path> PARAM=value ..."
 	Rcpts []string // the same form
 	Data  []byte
@@ -145,6 +147,12 @@ func CheckDeliveries(t *Transcript, got []Message) error {
 		g := got[i]
 		if want.Hello != "" && want.Hello != g.Hello {
 			return fail(want.Line, "hello: "+want.Hello, "hello: "+g.Hello)
+		}
+		if want.TLS != "" && (want.TLS == "yes") != g.TLS {
+			return fail(want.Line, "tls: "+want.TLS, fmt.Sprintf("tls: %v", yesNo(g.TLS)))
+		}
+		if want.Auth != "" && want.Auth != g.Auth {
+			return fail(want.Line, "auth: "+want.Auth, fmt.Sprintf("auth: %q", g.Auth))
 		}
 		if !samePath(want.Mail, g.Mail) {
 			return fail(want.Line, "mail: "+want.Mail, "mail: "+g.Mail)
@@ -210,4 +218,11 @@ func matchData(parts []DataPart, data []byte) string {
 		return "nothing more"
 	}
 	return ""
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

@@ -135,7 +135,7 @@ func (p *parser) repeat(l string) (int, string, error) {
 }
 
 var sessionPrefixes = []string{"C:", "C!", "S:", "S+", "S-"}
-var events = []string{"segment", "pause", "closed", "silent", "close", "starttls"}
+var events = []string{"segment", "pause", "closed", "silent", "close", "starttls", "shutdown"}
 
 func isSessionLine(l string) bool {
 	for _, pre := range sessionPrefixes {
@@ -253,11 +253,11 @@ func (p *parser) event(add func(Step), l string) error {
 	var s Step
 	var err error
 	switch f[0] {
-	case "segment", "close", "starttls":
+	case "segment", "close", "starttls", "shutdown":
 		if len(f) != 1 {
 			return p.errorf("%s takes no argument", f[0])
 		}
-		s.Kind = map[string]Kind{"segment": Segment, "close": Close, "starttls": StartTLS}[f[0]]
+		s.Kind = map[string]Kind{"segment": Segment, "close": Close, "starttls": StartTLS, "shutdown": Shutdown}[f[0]]
 	case "pause":
 		if len(f) != 2 {
 			return p.errorf("want \"pause DURATION\", got %q", l)
@@ -382,6 +382,16 @@ func (p *parser) deliveryLine(l string) error {
 		switch prefix {
 		case "hello":
 			d.Hello = value
+		case "tls":
+			if value != "yes" && value != "no" {
+				return p.errorf("tls: wants yes or no, got %q", value)
+			}
+			d.TLS = value
+		case "auth":
+			if value == "" {
+				return p.errorf("auth: wants an identity")
+			}
+			d.Auth = value
 		case "mail":
 			if d.Mail != "" {
 				return p.errorf("a delivery has one mail: line")
@@ -410,7 +420,7 @@ func (p *parser) deliveryLine(l string) error {
 			}
 			d.Data = append(d.Data, DataPart{Line: re})
 		default:
-			return p.errorf("want hello:, mail:, rcpt:, D:, D! or D~ in a delivery, got %q", l)
+			return p.errorf("want hello:, tls:, auth:, mail:, rcpt:, D:, D! or D~ in a delivery, got %q", l)
 		}
 	}
 	return nil

@@ -36,6 +36,8 @@ close
 
 == delivery
 hello: client.example
+tls: yes
+auth: jane
 mail: <a@example.org> BODY=8BITMIME
 2* rcpt: <b@example.org>
 D: Subject: hi
@@ -70,7 +72,7 @@ func TestParseExample(t *testing.T) {
 		t.Errorf("EHLO reply pattern %v", tr.Steps[2].Reply)
 	}
 	d := tr.Deliveries
-	if len(d) != 1 || len(d[0].Rcpts) != 2 || string(d[0].Data[0].Exact) != "Subject: hi\r\n\r\nbody\r\n" || d[0].Data[1].Line == nil {
+	if len(d) != 1 || d[0].TLS != "yes" || d[0].Auth != "jane" || len(d[0].Rcpts) != 2 || string(d[0].Data[0].Exact) != "Subject: hi\r\n\r\nbody\r\n" || d[0].Data[1].Line == nil {
 		t.Errorf("deliveries %+v", d)
 	}
 }
@@ -226,5 +228,24 @@ D: .dot
 	}
 	if _, err := Parse("rec.txt", b.Bytes()); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestCheckDeliveriesTLSAuth: tls: and auth: are checked when given.
+func TestCheckDeliveriesTLSAuth(t *testing.T) {
+	tr, err := Parse("x.txt", []byte("# c\nref: r\nS: 220\n\n== delivery\ntls: yes\nauth: jane\nmail: <a@b.example>\nD: x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := Message{TLS: true, Auth: "jane", Mail: "<a@b.example>", Data: []byte("x\r\n")}
+	if err := CheckDeliveries(tr, []Message{msg}); err != nil {
+		t.Errorf("matching delivery: %v", err)
+	}
+	plain, other := msg, msg
+	plain.TLS, other.Auth = false, "joe"
+	for _, m := range []Message{plain, other} {
+		if err := CheckDeliveries(tr, []Message{m}); err == nil {
+			t.Errorf("delivery %+v passed", m)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package transcript
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -22,13 +23,21 @@ type Options struct {
 	// IgnoreEnhanced skips enhanced-code checks, for a server that does
 	// not offer ENHANCEDSTATUSCODES (RFC 2034).
 	IgnoreEnhanced bool
+
+	// TLSConfig is the client's TLS configuration for the starttls event.
+	// Nil fails any case that starts TLS.
+	TLSConfig *tls.Config
+
+	// Shutdown starts a graceful shutdown of the server, for the shutdown
+	// event; it must not wait for the shutdown to end. Nil fails any case
+	// that shuts the server down.
+	Shutdown func()
 }
 
 // Replay runs t's session over conn: it sends the client's bytes, reads and
 // checks the server's replies and events, and returns the first step that
 // went otherwise as a *Failure. It does not close conn, nor check
-// deliveries (see CheckDeliveries), nor honour StartTLS, which it reports
-// as a failure until the runner supports TLS.
+// deliveries (see CheckDeliveries).
 func Replay(conn net.Conn, t *Transcript, opt Options) error {
 	r := &replayer{t: t, conn: conn, br: bufio.NewReader(conn), opt: opt}
 	if r.opt.ReplyTimeout == 0 {
@@ -100,7 +109,8 @@ func (r *replayer) step(s Step) error {
 		r.flush()
 		r.closed = true
 		// Half-close when we can, so that replies to what was sent can
-		// still be read by later steps.
+		// still be read by later steps. Over TLS, CloseWrite sends
+		// close_notify and half-closes the connection beneath.
 		if cw, ok := r.conn.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		} else {
@@ -153,8 +163,43 @@ func (r *replayer) step(s Step) error {
 			return r.fail(s, fmt.Sprintf("silence for %v", s.Duration), "the connection closed ("+err.Error()+")")
 		}
 	case StartTLS:
-		return r.fail(s, "a runner that can start TLS", "none yet (the starttls event is reserved)")
+		return r.startTLS(s)
+	case Shutdown:
+		if r.opt.Shutdown == nil {
+			return r.fail(s, "a runner that can shut the server down", "none (a server on the network)")
+		}
+		r.flush()
+		r.opt.Shutdown()
 	}
+	return nil
+}
+
+// startTLS runs the client's TLS handshake over the connection as it is
+// (RFC 3207 4.2) and goes on through TLS. Whatever the server sent in the
+// clear that no step read is a failure, not something to carry into the
+// TLS session: a reply the server sent after its 220 would be the
+// server-side form of the injection that the pipelined-plaintext cases
+// look for on the client's side (CVE-2011-0411).
+func (r *replayer) startTLS(s Step) error {
+	if r.opt.TLSConfig == nil {
+		return r.fail(s, "a TLS client configuration", "none given to the replayer")
+	}
+	if r.closed {
+		return r.fail(s, "an open connection to start TLS on", "the client closed it")
+	}
+	r.flush()
+	if r.br.Buffered() > 0 {
+		b, _ := r.br.Peek(r.br.Buffered())
+		return r.fail(s, "nothing more in the clear before the TLS handshake", fmt.Sprintf("%q", b))
+	}
+	tc := tls.Client(r.conn, r.opt.TLSConfig)
+	tc.SetDeadline(time.Now().Add(r.opt.ReplyTimeout))
+	if err := tc.Handshake(); err != nil {
+		return r.fail(s, "a TLS handshake", err.Error())
+	}
+	tc.SetDeadline(time.Time{})
+	r.conn = tc
+	r.br = bufio.NewReader(tc)
 	return nil
 }
 

@@ -79,12 +79,16 @@ const (
 	Silent
 	// Close: the client closes the connection.
 	Close
-	// StartTLS: the client starts TLS here (reserved; needs the tls
-	// header and a runner that supports it).
+	// StartTLS: the client runs a TLS handshake here, over the
+	// connection as it is, and goes on through TLS.
 	StartTLS
+	// Shutdown: the runner starts a graceful shutdown of the server
+	// (smtpd.Server.Shutdown) and goes on without waiting for its end.
+	// Only a runner that owns the server can do it.
+	Shutdown
 )
 
-var kindNames = [...]string{"send", "expect", "contains", "lacks", "segment", "pause", "closed", "silent", "close", "starttls"}
+var kindNames = [...]string{"send", "expect", "contains", "lacks", "segment", "pause", "closed", "silent", "close", "starttls", "shutdown"}
 
 func (k Kind) String() string { return kindNames[k] }
 
@@ -131,6 +135,12 @@ type Delivery struct {
 
 	// Hello is the client's HELO or EHLO argument; empty means not checked.
 	Hello string
+	// TLS is "yes" when the message must have come over TLS, "no" when
+	// it must not; empty means not checked.
+	TLS string
+	// Auth is the identity the client must have authenticated as (AUTH,
+	// RFC 4954); empty means not checked.
+	Auth string
 	// Mail is the reverse-path in angle brackets with its parameters,
 	// "<a@example.org> BODY=8BITMIME"; parameters are compared as a set.
 	Mail string

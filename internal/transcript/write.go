@@ -45,6 +45,12 @@ func Write(w io.Writer, t *Transcript) error {
 		if d.Hello != "" {
 			fmt.Fprintf(bw, "hello: %s\n", d.Hello)
 		}
+		if d.TLS != "" {
+			fmt.Fprintf(bw, "tls: %s\n", d.TLS)
+		}
+		if d.Auth != "" {
+			fmt.Fprintf(bw, "auth: %s\n", oneLine(d.Auth))
+		}
 		fmt.Fprintf(bw, "mail: %s\n", d.Mail)
 		for _, r := range d.Rcpts {
 			fmt.Fprintf(bw, "rcpt: %s\n", r)
