@@ -60,6 +60,10 @@ func (c *conn) auth(arg string) bool {
 		return false
 	}
 	name, initial, hasInitial := strings.Cut(arg, " ")
+	if name == "" {
+		c.reply(replyNeedArgument) // RFC 4954 4: "AUTH" SP sasl-mech
+		return false
+	}
 	start := mechs[strings.ToUpper(name)]
 	if start == nil {
 		c.reply(replyAuthUnknownMech)

@@ -96,6 +96,7 @@ func TestAuthPlain(t *testing.T) {
 	c.do("AUTH PLAIN", "334 ")
 	c.do("*", "501 5.5.2 Authentication cancelled")
 	c.do("AUTH CRAM-MD5", "504 5.5.4")
+	c.do("AUTH", "501 5.5.4")
 	// A failing directory is a temporary failure, its text not shown.
 	c.do("AUTH PLAIN "+b64("\x00broken\x00x"), "451 4.3.0 Requested action aborted")
 }
