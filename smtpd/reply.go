@@ -3,7 +3,6 @@ package smtpd
 import (
 	"errors"
 	"strconv"
-	"strings"
 )
 
 // Reply is an SMTP reply: a three-digit reply code (RFC 5321 4.2), an
@@ -68,21 +67,27 @@ func (r *Reply) enhanced() string {
 // class 2, 4 or 5, subject 1 to 3 digits and detail 1 to 3 digits
 // (RFC 3463 2).
 func validEnhanced(s string) bool {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 || len(parts[0]) != 1 || !strings.ContainsAny(parts[0], "245") {
+	if len(s) < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.' {
 		return false
 	}
-	for _, p := range parts[1:] {
-		if len(p) < 1 || len(p) > 3 {
+	// Two runs of 1 to 3 digits, separated by one dot. Scanned by hand:
+	// this runs for every reply.
+	digits, dots := 0, 0
+	for i := 2; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && digits > 0 && dots == 0:
+			dots, digits = 1, 0
+			continue
+		default:
 			return false
 		}
-		for i := 0; i < len(p); i++ {
-			if p[i] < '0' || p[i] > '9' {
-				return false
-			}
+		if digits > 3 {
+			return false
 		}
 	}
-	return true
+	return dots == 1 && digits > 0
 }
 
 // appendLine appends one reply line to b without its CRLF: the code, sep
