@@ -14,6 +14,22 @@
 //
 //	swaks --server 127.0.0.1:2525 --to someone@example.org
 //
+// To test a program's TLS and AUTH, as a submission server would offer
+// them: -tls-self-signed makes a certificate at start (clients must be
+// told not to verify it; -tls-cert and -tls-key take a real one),
+// -tls-addr adds a port with implicit TLS (RFC 8314), and -auth-file lists
+// the users who may authenticate, one "user:password" a line. AUTH is
+// offered only over TLS, unless -auth-insecure.
+//
+//	echo 'alice:secret' > users
+//	go run ./cmd/smtpd -tls-self-signed -tls-addr 127.0.0.1:4650 -auth-file users -auth-required
+//	swaks --server 127.0.0.1:2525 --tls --auth-user alice --auth-password secret --to someone@example.org
+//	swaks --server 127.0.0.1:4650 --tls-on-connect --auth-user alice --auth-password secret --to someone@example.org
+//
+// Behind a proxy that sends the PROXY protocol, -proxy-protocol with
+// -proxy-trusted takes the client's address from it; -lmtp speaks LMTP
+// (RFC 2033), for a delivery agent's tests.
+//
 // Every stored message begins with "Return-Path: <sender>", one
 // "Delivered-To: <recipient>" per recipient and the Received field, then
 // the message as received. The client gets 250 only once the message is
