@@ -216,12 +216,21 @@ func TestVerboseLog(t *testing.T) {
 	expectReply(t, r, "354")
 	expectReply(t, r, "250")
 	expectReply(t, r, "250")
+	// BDAT (RFC 3030): the chunk follows its command at once, and is
+	// content too, whether accepted or refused (no MAIL yet: 503).
+	io.WriteString(c, "BDAT 27\r\nSubject: secret-content\r\n\r\n")
+	expectReply(t, r, "503")
+	io.WriteString(c, "MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nBDAT 16 LAST\r\nsecret-content\r\n")
+	expectReply(t, r, "250")
+	expectReply(t, r, "250")
+	expectReply(t, r, "250")
 	command(t, c, r, "QUIT", "221")
 	s.waitLog(`msg="session ended"`)
 	s.stop()
 
 	log := s.stderr.String()
 	for _, want := range []string{
+		`line="BDAT 27"`, `content="27 octets"`, `line="BDAT 16 LAST"`, `content="16 octets"`,
 		`msg=client remote=127.0.0.1:`,
 		`line="MAIL FROM:<alice@example.org>"`,
 		`line="RCPT TO:<bob@example.org>"`,

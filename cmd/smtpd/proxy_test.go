@@ -37,6 +37,21 @@ func TestProxyProtocol(t *testing.T) {
 	command(t, c, r, "QUIT", "221")
 	s.waitLog(`msg="session ended" remote=192.0.2.9:40000`)
 
+	// Version 2, binary (HAProxy's "send-proxy-v2"): the signature,
+	// version 2 PROXY, TCP over IPv4, 12 octets of addresses and ports.
+	v2 := proxyV2 + "\x21\x11\x00\x0c" + "\xc0\x00\x02\x0a" + "\xc6\x33\x64\x01" + "\x9c\x41" + "\x00\x19"
+	c3, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	c3.SetDeadline(time.Now().Add(waitTimeout))
+	io.WriteString(c3, v2)
+	r3 := bufio.NewReader(c3)
+	expectReply(t, r3, "220")
+	command(t, c3, r3, "QUIT", "221")
+	s.waitLog(`msg="session ended" remote=192.0.2.10:40001`)
+
 	// From the trusted proxy, a connection without a header is closed
 	// without a word: the proxy would not understand one.
 	c2, err := net.Dial("tcp", s.addr)
@@ -60,7 +75,8 @@ func TestProxyProtocol(t *testing.T) {
 	}
 	// The -v tap shows the header as such, then the session.
 	log := s.stderr.String()
-	for _, want := range []string{`line="PROXY TCP4 192.0.2.9 198.51.100.1 40000 25"`, `line="EHLO client.example"`, `line="220 `} {
+	for _, want := range []string{`line="PROXY TCP4 192.0.2.9 198.51.100.1 40000 25"`, `line="EHLO client.example"`, `line="220 `,
+		`line="[PROXY protocol v2 header]"`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("-v log lacks %s:\n%s", want, log)
 		}
