@@ -14,13 +14,26 @@ import (
 
 // config is the program's configuration, built from the command line by
 // parseConfig and checked there, so that everything after it (newServer,
-// openStore, the listeners) can trust it. A flag that is added later (TLS,
-// AUTH, LMTP, PROXY, -record) adds a field here, a line in parseConfig, a
-// check in check, and its use in newServer or listen.
+// openStore, the listeners) can trust it. A flag adds a field here, a line
+// in newFlagSet, a check in check, and its use in newServer or listen.
 type config struct {
 	addr     string // -addr
 	hostname string // -hostname
 	banner   string // -banner
+	lmtp     bool   // -lmtp
+
+	// TLS: a certificate from files or made up at start, at most one.
+	tlsCert       string // -tls-cert
+	tlsKey        string // -tls-key
+	tlsSelfSigned bool   // -tls-self-signed
+	tlsAddr       string // -tls-addr: implicit TLS (RFC 8314) as well
+
+	authFile     string // -auth-file
+	authInsecure bool   // -auth-insecure
+	authRequired bool   // -auth-required
+
+	proxyProtocol bool     // -proxy-protocol
+	proxyTrusted  hostList // -proxy-trusted
 
 	// Where messages go: at most one of these is set; none means standard
 	// output.
@@ -92,6 +105,19 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.addr, "addr", defaultAddr, "listen on `host:port` for SMTP; port 0 picks a free port")
 	fs.StringVar(&cfg.hostname, "hostname", machineName(), "`name` in the greeting, the EHLO reply and the Received field")
 	fs.StringVar(&cfg.banner, "banner", "smtpd", "greeting `text` after \"220 <hostname> ESMTP\"")
+	fs.BoolVar(&cfg.lmtp, "lmtp", false, "speak LMTP (RFC 2033) instead of SMTP: LHLO, and one reply per recipient after the message")
+
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "offer STARTTLS with the certificate chain in the PEM `file` (needs -tls-key)")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "the private key of -tls-cert, a PEM `file`")
+	fs.BoolVar(&cfg.tlsSelfSigned, "tls-self-signed", false, "offer STARTTLS with a certificate for -hostname, 127.0.0.1 and ::1 made up at start (for development: clients cannot verify it)")
+	fs.StringVar(&cfg.tlsAddr, "tls-addr", "", "also listen on `host:port` with implicit TLS (RFC 8314, port 465 in production); needs a certificate")
+
+	fs.StringVar(&cfg.authFile, "auth-file", "", "offer AUTH PLAIN and LOGIN (after TLS) to the users in `file`, one user:password a line")
+	fs.BoolVar(&cfg.authInsecure, "auth-insecure", false, "offer AUTH without TLS too, where passwords cross the network in the clear (needs -auth-file)")
+	fs.BoolVar(&cfg.authRequired, "auth-required", false, "refuse mail from clients that have not authenticated (needs -auth-file)")
+
+	fs.BoolVar(&cfg.proxyProtocol, "proxy-protocol", false, "clients from -proxy-trusted begin with a PROXY protocol header (HAProxy v1 or v2) that carries the real client's address")
+	fs.Var(&cfg.proxyTrusted, "proxy-trusted", "the comma-separated `list` of IPs and CIDRs of the proxies that send PROXY headers (needs -proxy-protocol)")
 
 	fs.StringVar(&cfg.maildir, "maildir", "", "store each message in the Maildir `dir`, created if missing")
 	fs.StringVar(&cfg.mbox, "mbox", "", "append each message to the mbox `file` (mboxrd, locked with flock)")
@@ -136,6 +162,9 @@ func (cfg *config) check() error {
 	if len(modes) > 1 {
 		return fmt.Errorf("%s: choose one place to put messages", strings.Join(modes, " and "))
 	}
+	if err := cfg.checkSecurity(); err != nil {
+		return err
+	}
 	if cfg.execCmd != "" {
 		if _, err := exec.LookPath("sh"); err != nil {
 			return fmt.Errorf("-exec: no sh to run the command: %v", err)
@@ -164,6 +193,43 @@ func (cfg *config) check() error {
 	}
 	if cfg.verbose && cfg.quiet {
 		return errors.New("-v and -quiet: choose one")
+	}
+	return nil
+}
+
+// checkSecurity checks the TLS, AUTH and PROXY flags, which only work in
+// certain combinations. The files they name are read later, by loadTLS and
+// loadPasswords.
+func (cfg *config) checkSecurity() error {
+	switch {
+	case (cfg.tlsCert == "") != (cfg.tlsKey == ""):
+		return errors.New("-tls-cert and -tls-key: give both, the certificate and its key")
+	case cfg.tlsSelfSigned && cfg.tlsCert != "":
+		return errors.New("-tls-self-signed and -tls-cert: choose one certificate")
+	}
+	if cfg.tlsAddr != "" {
+		if _, _, err := net.SplitHostPort(cfg.tlsAddr); err != nil {
+			return fmt.Errorf("-tls-addr %q: want host:port", cfg.tlsAddr)
+		}
+		if cfg.tlsCert == "" && !cfg.tlsSelfSigned {
+			return errors.New("-tls-addr: needs a certificate: -tls-cert and -tls-key, or -tls-self-signed")
+		}
+	}
+	if cfg.authFile == "" {
+		switch {
+		case cfg.authRequired:
+			return errors.New("-auth-required: needs -auth-file, the users who may authenticate")
+		case cfg.authInsecure:
+			return errors.New("-auth-insecure: needs -auth-file, the users who may authenticate")
+		}
+	}
+	// The library trusts a PROXY header only from listed networks: a
+	// header from anyone else would let any client claim any address.
+	switch {
+	case cfg.proxyProtocol && len(cfg.proxyTrusted) == 0:
+		return errors.New("-proxy-protocol: needs -proxy-trusted, the proxies whose headers to believe")
+	case !cfg.proxyProtocol && len(cfg.proxyTrusted) > 0:
+		return errors.New("-proxy-trusted: needs -proxy-protocol")
 	}
 	return nil
 }

@@ -38,6 +38,12 @@ func TestBadConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
+	cert, key := writeCert(t, dir, "one", "localhost")
+	_, otherKey := writeCert(t, dir, "two", "localhost")
+	badUsers := filepath.Join(dir, "bad-users")
+	os.WriteFile(badUsers, []byte("# users\nalice:pw\nbob\n"), 0o600)
+	noUsers := filepath.Join(dir, "no-users")
+	os.WriteFile(noUsers, []byte("# nobody yet\n\n"), 0o600)
 
 	for _, tc := range []struct {
 		args []string
@@ -62,6 +68,25 @@ func TestBadConfiguration(t *testing.T) {
 		{[]string{"-mbox", filepath.Join(dir, "missing", "box")}, []string{"-mbox", "missing"}},
 		{[]string{"-maildir", dir, "-mbox", file}, []string{"-maildir", "-mbox"}},
 		{[]string{"-discard", "-exec", "true"}, []string{"-exec", "-discard"}},
+
+		{[]string{"-tls-cert", cert}, []string{"-tls-cert", "-tls-key"}},
+		{[]string{"-tls-key", key}, []string{"-tls-cert", "-tls-key"}},
+		{[]string{"-tls-cert", filepath.Join(dir, "missing.crt"), "-tls-key", key}, []string{"-tls-cert", "missing.crt"}},
+		{[]string{"-tls-cert", cert, "-tls-key", filepath.Join(dir, "missing.key")}, []string{"-tls-key", "missing.key"}},
+		{[]string{"-tls-cert", file, "-tls-key", key}, []string{"-tls-cert", file, "PEM"}},
+		{[]string{"-tls-cert", cert, "-tls-key", otherKey}, []string{"-tls-cert", "-tls-key", otherKey, "does not match"}},
+		{[]string{"-tls-self-signed", "-tls-cert", cert, "-tls-key", key}, []string{"-tls-self-signed", "-tls-cert"}},
+		{[]string{"-tls-addr", "127.0.0.1:0"}, []string{"-tls-addr", "certificate"}},
+		{[]string{"-tls-addr", "nonsense", "-tls-self-signed"}, []string{"-tls-addr", "nonsense"}},
+		{[]string{"-addr", "127.0.0.1:0", "-tls-addr", busy.Addr().String(), "-tls-self-signed"}, []string{"-tls-addr", "address already in use"}},
+		{[]string{"-auth-required"}, []string{"-auth-required", "-auth-file"}},
+		{[]string{"-auth-insecure"}, []string{"-auth-insecure", "-auth-file"}},
+		{[]string{"-auth-file", filepath.Join(dir, "missing")}, []string{"-auth-file", "missing"}},
+		{[]string{"-auth-file", badUsers}, []string{"-auth-file", badUsers + ":3", "user:password"}},
+		{[]string{"-auth-file", noUsers}, []string{"-auth-file", noUsers, "no users"}},
+		{[]string{"-proxy-protocol"}, []string{"-proxy-protocol", "-proxy-trusted"}},
+		{[]string{"-proxy-trusted", "10.0.0.1"}, []string{"-proxy-trusted", "-proxy-protocol"}},
+		{[]string{"-proxy-protocol", "-proxy-trusted", "10.0.0.300"}, []string{"-proxy-trusted", "10.0.0.300"}},
 	} {
 		code, stdout, stderr := runBinary(t, tc.args...)
 		name := strings.Join(tc.args, " ")
@@ -112,13 +137,20 @@ func TestHelp(t *testing.T) {
 	// since other programs rely on them.
 	for _, name := range []string{"addr", "hostname", "banner", "maildir", "mbox", "exec", "discard",
 		"max-size", "max-recipients", "max-conns", "timeout", "deny-hosts", "allow-hosts",
-		"deny-senders", "deny-recipients", "accept-domains", "log", "v"} {
+		"deny-senders", "deny-recipients", "accept-domains", "log", "v",
+		"tls-cert", "tls-key", "tls-self-signed", "tls-addr", "auth-file", "auth-insecure", "auth-required",
+		"lmtp", "proxy-protocol", "proxy-trusted"} {
 		if fs.Lookup(name) == nil {
 			t.Errorf("no flag -%s", name)
 		}
 	}
 	if !strings.Contains(stdout, `-addr host:port`) || !strings.Contains(stdout, `(default "127.0.0.1:2525")`) {
 		t.Errorf("-help does not show -addr's default:\n%s", stdout)
+	}
+	for _, want := range []string{"-tls-cert file\n", "-tls-addr host:port\n", "-auth-file file\n", "-proxy-trusted list\n", "-lmtp\n"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("-help lacks %q:\n%s", want, stdout)
+		}
 	}
 }
 
@@ -184,12 +216,21 @@ func TestVerboseLog(t *testing.T) {
 	expectReply(t, r, "354")
 	expectReply(t, r, "250")
 	expectReply(t, r, "250")
+	// BDAT (RFC 3030): the chunk follows its command at once, and is
+	// content too, whether accepted or refused (no MAIL yet: 503).
+	io.WriteString(c, "BDAT 27\r\nSubject: secret-content\r\n\r\n")
+	expectReply(t, r, "503")
+	io.WriteString(c, "MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nBDAT 16 LAST\r\nsecret-content\r\n")
+	expectReply(t, r, "250")
+	expectReply(t, r, "250")
+	expectReply(t, r, "250")
 	command(t, c, r, "QUIT", "221")
 	s.waitLog(`msg="session ended"`)
 	s.stop()
 
 	log := s.stderr.String()
 	for _, want := range []string{
+		`line="BDAT 27"`, `content="27 octets"`, `line="BDAT 16 LAST"`, `content="16 octets"`,
 		`msg=client remote=127.0.0.1:`,
 		`line="MAIL FROM:<alice@example.org>"`,
 		`line="RCPT TO:<bob@example.org>"`,

@@ -14,6 +14,22 @@
 //
 //	swaks --server 127.0.0.1:2525 --to someone@example.org
 //
+// To test a program's TLS and AUTH, as a submission server would offer
+// them: -tls-self-signed makes a certificate at start (clients must be
+// told not to verify it; -tls-cert and -tls-key take a real one),
+// -tls-addr adds a port with implicit TLS (RFC 8314), and -auth-file lists
+// the users who may authenticate, one "user:password" a line. AUTH is
+// offered only over TLS, unless -auth-insecure.
+//
+//	echo 'alice:secret' > users
+//	go run ./cmd/smtpd -tls-self-signed -tls-addr 127.0.0.1:4650 -auth-file users -auth-required
+//	swaks --server 127.0.0.1:2525 --tls --auth-user alice --auth-password secret --to someone@example.org
+//	swaks --server 127.0.0.1:4650 --tls-on-connect --auth-user alice --auth-password secret --to someone@example.org
+//
+// Behind a proxy that sends the PROXY protocol, -proxy-protocol with
+// -proxy-trusted takes the client's address from it; -lmtp speaks LMTP
+// (RFC 2033), for a delivery agent's tests.
+//
 // Every stored message begins with "Return-Path: <sender>", one
 // "Delivered-To: <recipient>" per recipient and the Received field, then
 // the message as received. The client gets 250 only once the message is
@@ -68,26 +84,42 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 		fmt.Fprintf(stderr, "smtpd: %v\n", err)
 		return exitUsage
 	}
+	tlsConfig, fingerprint, err := loadTLS(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "smtpd: %v\n", err)
+		return exitUsage
+	}
+	var users passwords
+	if cfg.authFile != "" {
+		if users, err = loadPasswords(cfg.authFile); err != nil {
+			fmt.Fprintf(stderr, "smtpd: %v\n", err)
+			return exitUsage
+		}
+	}
 	log := newLogger(cfg.logFormat, cfg.verbose, cfg.quiet, stderr)
 	d := &deliverer{store: st, log: log}
-	srv := newServer(cfg, log, d)
+	srv := newServer(cfg, log, d, tlsConfig, users)
+	if cfg.verbose {
+		srv.WrapConn = newTap(log, cfg.lmtp)
+	}
 
 	listeners, err := listen(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "smtpd: %v\n", err)
 		return exitUsage
 	}
-	if cfg.verbose {
-		for i, l := range listeners {
-			listeners[i] = &tapListener{Listener: l, log: log}
-		}
+	if fingerprint != "" {
+		log.Info("self-signed certificate", "name", cfg.hostname, "sha256", fingerprint)
 	}
 	for _, l := range listeners {
 		// Tests and scripts read this line to learn the port of
 		// "-addr 127.0.0.1:0"; it is printed even with -quiet.
-		if cfg.logFormat == "json" {
-			slog.New(slog.NewJSONHandler(stderr, nil)).Info("listening", "addr", l.Addr().String())
-		} else {
+		switch {
+		case cfg.logFormat == "json":
+			slog.New(slog.NewJSONHandler(stderr, nil)).Info("listening", "addr", l.Addr().String(), "tls", l.tls)
+		case l.tls:
+			fmt.Fprintf(stderr, "smtpd: listening on %s (TLS)\n", l.Addr())
+		default:
 			fmt.Fprintf(stderr, "smtpd: listening on %s\n", l.Addr())
 		}
 	}
@@ -96,7 +128,16 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	// shutdown stops the others.
 	serveErr := make(chan error, len(listeners))
 	for _, l := range listeners {
-		go func(l net.Listener) { serveErr <- srv.Serve(l) }(l)
+		go func(l listener) {
+			if l.tls {
+				// ServeTLS, not a tls.NewListener: the library then runs
+				// the handshake itself, within its handshake timeout, so
+				// a client that never finishes it cannot hold a connection.
+				serveErr <- srv.ServeTLS(l, "", "")
+			} else {
+				serveErr <- srv.Serve(l)
+			}
+		}(l)
 	}
 
 	status := exitOK
@@ -121,15 +162,28 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	return status
 }
 
-// listen opens the listeners cfg asks for. -tls-addr adds an implicit-TLS
-// listener here, and -proxy-protocol wraps each listener, once the library
-// supports them.
-func listen(cfg *config) ([]net.Listener, error) {
+// listener is one of the program's listeners; tls means implicit TLS.
+type listener struct {
+	net.Listener
+	tls bool
+}
+
+// listen opens the listeners cfg asks for: -addr, and -tls-addr when set.
+func listen(cfg *config) ([]listener, error) {
 	l, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return nil, fmt.Errorf("-addr: %v", err)
 	}
-	return []net.Listener{l}, nil
+	listeners := []listener{{Listener: l}}
+	if cfg.tlsAddr != "" {
+		tl, err := net.Listen("tcp", cfg.tlsAddr)
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("-tls-addr: %v", err)
+		}
+		listeners = append(listeners, listener{Listener: tl, tls: true})
+	}
+	return listeners, nil
 }
 
 // shutdown stops srv gracefully after the signal sig: listeners close,

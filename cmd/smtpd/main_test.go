@@ -147,6 +147,9 @@ func (s *server) waitLog(sub string) string {
 	s.t.Helper()
 	deadline := time.After(waitTimeout)
 	for {
+		// Ask for the wake-up before looking, so that a line written
+		// between the look and the wait is not missed.
+		changed := s.stderr.changed()
 		for _, line := range strings.Split(s.stderr.String(), "\n") {
 			if strings.Contains(line, sub) {
 				return line
@@ -163,7 +166,7 @@ func (s *server) waitLog(sub string) string {
 			s.t.Fatalf("smtpd exited (%v) before logging %q; stderr:\n%s", s.err, sub, s.stderr.String())
 		case <-deadline:
 			s.t.Fatalf("smtpd did not log %q within %v; stderr:\n%s", sub, waitTimeout, s.stderr.String())
-		case <-s.stderr.changed():
+		case <-changed:
 		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 
@@ -9,11 +10,10 @@ import (
 )
 
 // newServer builds the smtpd.Server that cfg describes, handing messages to
-// h. It is the one place where flags become library settings: the TLS
-// (-tls-cert, -tls-key, -tls-self-signed) and AUTH (-auth-file,
-// -auth-insecure, -auth-required) flags set their Server fields here once
-// the library has them, and -lmtp chooses the protocol here.
-func newServer(cfg *config, log *slog.Logger, h smtpd.Handler) *smtpd.Server {
+// h. It is the one place where flags become library settings. tlsConfig
+// (from loadTLS) and users (from loadPasswords) are nil when their flags
+// are not given: no STARTTLS, no AUTH.
+func newServer(cfg *config, log *slog.Logger, h smtpd.Handler, tlsConfig *tls.Config, users passwords) *smtpd.Server {
 	p := &policy{cfg: cfg}
 	srv := &smtpd.Server{
 		Hostname:        cfg.hostname,
@@ -25,6 +25,15 @@ func newServer(cfg *config, log *slog.Logger, h smtpd.Handler) *smtpd.Server {
 		MaxConnections:  cfg.maxConns,
 		CommandTimeout:  cfg.timeout,
 		DataTimeout:     cfg.timeout,
+		LMTP:            cfg.lmtp,
+		TLSConfig:       tlsConfig,
+		// The library offers AUTH only after TLS unless told otherwise.
+		AllowInsecureAuth: cfg.authInsecure,
+		RequireAuth:       cfg.authRequired,
+		ProxyTrusted:      cfg.proxyTrusted,
+	}
+	if users != nil {
+		srv.Authenticate = users.authenticate
 	}
 	if len(cfg.denyHosts) > 0 || len(cfg.allowHosts) > 0 {
 		srv.CheckConnection = p.checkConnection
@@ -102,11 +111,8 @@ func (p *policy) checkRecipient(ctx context.Context, env *smtpd.Envelope, rcpt s
 }
 
 // authenticated reports whether the client of env has authenticated with
-// AUTH, which lets it send to any domain despite -accept-domains.
-//
-// The library has no AUTH yet, so no client is authenticated. When
-// Envelope gains the authenticated identity, this is the one place to
-// check it.
+// AUTH (-auth-file), which lets it send to any domain despite
+// -accept-domains, as a submission server lets its users do.
 func authenticated(env *smtpd.Envelope) bool {
-	return false
+	return env.AuthIdentity != ""
 }
