@@ -26,7 +26,7 @@ type conn struct {
 	local  net.Addr        // the address the client connected to, likewise
 	ctx    context.Context // cancelled when the session ends
 	cancel context.CancelFunc
-	log    *slog.Logger // nil when the server does not log
+	log    *slog.Logger // Server.Logger with the client's address; see logAt
 
 	in   connReader // rwc as the buffered reader sees it
 	br   *bufio.Reader
@@ -90,7 +90,6 @@ func (srv *Server) newConn(rwc net.Conn) *conn {
 
 // serve runs the session until QUIT, an error, or the server's end.
 func (c *conn) serve() {
-	srv := c.srv
 	defer c.end()
 	defer func() {
 		// A bug of ours must cost one session, not the server.
@@ -101,10 +100,7 @@ func (c *conn) serve() {
 	if !c.readProxy() {
 		return
 	}
-	if srv.Logger != nil {
-		c.log = srv.Logger.With("remote", c.remote.String())
-		c.log.Info("session started")
-	}
+	c.logInfo("session started")
 
 	if c.implicitTLS != nil {
 		// A PROXY header may have come in the same read as the start
@@ -143,7 +139,11 @@ func (c *conn) serve() {
 func (c *conn) greet() bool {
 	srv := c.srv
 	c.state = stateConnected
-	greeting := &Reply{Code: 220, Text: "ESMTP " + orString(srv.Banner, "smtpd")}
+	protocol := "ESMTP "
+	if srv.LMTP {
+		protocol = "LMTP "
+	}
+	greeting := &Reply{Code: 220, Text: protocol + orString(srv.Banner, "smtpd")}
 	if srv.CheckConnection != nil {
 		err := c.call("CheckConnection", func() error {
 			return srv.CheckConnection(c.ctx, c.remote)
@@ -277,9 +277,7 @@ func (c *conn) readFailed(err error) {
 // reports whether the session is over.
 func (c *conn) dispatch(line []byte) (quit bool) {
 	verb, arg := splitCommand(line)
-	if c.log != nil && c.log.Enabled(c.ctx, slog.LevelDebug) {
-		c.log.Debug("command", "verb", verb, "state", c.state.String())
-	}
+	c.logAt(slog.LevelDebug, "command", "verb", verb, "state", c.state.String())
 	rule, refusal := lookup(c.state, verb)
 	switch {
 	case refusal != nil && (verb == "BDAT" || verb == "BDAT LAST"):
@@ -463,18 +461,20 @@ func (c *conn) replyFor(name string, err error) *Reply {
 	return replyInternal
 }
 
-func (c *conn) logInfo(msg string, args ...any) {
-	if c.log != nil {
-		c.log.Info(msg, args...)
-	}
-}
+func (c *conn) logInfo(msg string, args ...any)  { c.logAt(slog.LevelInfo, msg, args...) }
+func (c *conn) logError(msg string, args ...any) { c.logAt(slog.LevelError, msg, args...) }
 
-func (c *conn) logError(msg string, args ...any) {
-	if c.log != nil {
-		c.log.Error(msg, args...)
-	} else if c.srv.Logger != nil {
-		c.srv.Logger.Error(msg, args...)
+// logAt logs msg with the client's address. The session's logger is made
+// at its first record, and nothing is formatted below the logger's level,
+// so that a server that logs little pays little per session.
+func (c *conn) logAt(level slog.Level, msg string, args ...any) {
+	if c.srv.Logger == nil || !c.srv.Logger.Enabled(c.ctx, level) {
+		return
 	}
+	if c.log == nil {
+		c.log = c.srv.Logger.With("remote", c.remote.String())
+	}
+	c.log.Log(c.ctx, level, msg, args...)
 }
 
 // connReader is the connection as the session's bufio.Reader sees it. Each

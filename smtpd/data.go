@@ -118,6 +118,9 @@ func (c *conn) replyDelivered(env *Envelope, violation error, results []error, s
 			first = reply
 		}
 	}
+	if c.srv.Logger == nil {
+		return
+	}
 	c.logInfo("message", "id", env.ID, "from", env.ReversePath.String(),
 		"recipients", len(env.Recipients), "size", size, "reply", first.code())
 }

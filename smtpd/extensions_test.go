@@ -212,7 +212,7 @@ func TestLMTP(t *testing.T) {
 	rec := &lmtpRecorder{}
 	addr := startServer(t, &Server{LMTP: true, Handler: rec})
 	c := dial(t, addr)
-	c.expect("220 mx.test")
+	c.expect("220 mx.test LMTP smtpd")
 	c.do("EHLO client.example", "500 Command unrecognized: this server speaks LMTP")
 	c.do("HELO client.example", "500")
 	c.do("LHLO client.example", "250")

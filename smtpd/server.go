@@ -40,7 +40,7 @@ type Server struct {
 	// that fails.
 	Hostname string
 
-	// Banner is the text after "220 <Hostname> ESMTP" in the greeting
+	// Banner is the text after "220 <Hostname> ESMTP" (or LMTP) in the greeting
 	// (seed -banner). Empty means "smtpd".
 	Banner string
 

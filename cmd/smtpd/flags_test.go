@@ -183,7 +183,7 @@ func TestGreetingAndLogs(t *testing.T) {
 // The default text log has one line per session and one per message, with
 // the remote address, the envelope, the size and the result.
 func TestDefaultLog(t *testing.T) {
-	s := start(t, "-discard")
+	s := start(t, "-maildir", t.TempDir())
 	s.send("alice@example.org", []string{"bob@example.org", "carol@example.org"}, "Subject: log\n\nx\n")
 	line := s.waitLog("msg=delivery")
 	s.waitLog(`msg="session ended"`)

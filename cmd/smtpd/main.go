@@ -96,7 +96,10 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 			return exitUsage
 		}
 	}
-	log := newLogger(cfg.logFormat, cfg.verbose, cfg.quiet, stderr)
+	// -discard is for load tests: a log line per message would cost more
+	// than the message, so it logs only errors unless -v asks for more.
+	quiet := cfg.quiet || cfg.discard && !cfg.verbose
+	log := newLogger(cfg.logFormat, cfg.verbose, quiet, stderr)
 	d := &deliverer{store: st, log: log}
 	srv := newServer(cfg, log, d, tlsConfig, users)
 	if cfg.verbose {
@@ -109,7 +112,9 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 		return exitUsage
 	}
 	if fingerprint != "" {
-		log.Info("self-signed certificate", "name", cfg.hostname, "sha256", fingerprint)
+		// Printed whatever the log level: a client needs it to pin the
+		// certificate.
+		fmt.Fprintf(stderr, "smtpd: self-signed certificate for %s sha256=%s\n", cfg.hostname, fingerprint)
 	}
 	for _, l := range listeners {
 		// Tests and scripts read this line to learn the port of

@@ -238,7 +238,7 @@ func TestStdoutRefusedNotPrinted(t *testing.T) {
 // -discard accepts and drops; swaks gets 250.
 func TestDiscard(t *testing.T) {
 	need(t, "swaks")
-	s := start(t, "-discard")
+	s := start(t, "-discard", "-v") // -discard alone logs only errors
 	host, port := s.hostPort()
 	out := runClient(t, false, "swaks", "--server", host, "--port", port, "--to", "bob@example.org", "--from", "a@example.org")
 	if !strings.Contains(out, "<-  250 2.0.0") {
