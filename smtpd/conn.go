@@ -277,7 +277,9 @@ func (c *conn) readFailed(err error) {
 // reports whether the session is over.
 func (c *conn) dispatch(line []byte) (quit bool) {
 	verb, arg := splitCommand(line)
-	c.logAt(slog.LevelDebug, "command", "verb", verb, "state", c.state.String())
+	if c.srv.Logger != nil { // the arguments would be allocated even if not logged
+		c.logAt(slog.LevelDebug, "command", "verb", verb, "state", c.state.String())
+	}
 	rule, refusal := lookup(c.state, verb)
 	switch {
 	case refusal != nil && (verb == "BDAT" || verb == "BDAT LAST"):
