@@ -277,7 +277,7 @@ func (c *conn) readFailed(err error) {
 // reports whether the session is over.
 func (c *conn) dispatch(line []byte) (quit bool) {
 	verb, arg := splitCommand(line)
-	if c.srv.Logger != nil { // the arguments would be allocated even if not logged
+	if c.logEnabled(slog.LevelDebug) { // the arguments would be allocated even if not logged
 		c.logAt(slog.LevelDebug, "command", "verb", verb, "state", c.state.String())
 	}
 	rule, refusal := lookup(c.state, verb)
@@ -466,11 +466,15 @@ func (c *conn) replyFor(name string, err error) *Reply {
 func (c *conn) logInfo(msg string, args ...any)  { c.logAt(slog.LevelInfo, msg, args...) }
 func (c *conn) logError(msg string, args ...any) { c.logAt(slog.LevelError, msg, args...) }
 
+func (c *conn) logEnabled(level slog.Level) bool {
+	return c.srv.Logger != nil && c.srv.Logger.Enabled(c.ctx, level)
+}
+
 // logAt logs msg with the client's address. The session's logger is made
 // at its first record, and nothing is formatted below the logger's level,
 // so that a server that logs little pays little per session.
 func (c *conn) logAt(level slog.Level, msg string, args ...any) {
-	if c.srv.Logger == nil || !c.srv.Logger.Enabled(c.ctx, level) {
+	if !c.logEnabled(level) {
 		return
 	}
 	if c.log == nil {

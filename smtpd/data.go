@@ -3,6 +3,7 @@ package smtpd
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"time"
@@ -118,7 +119,7 @@ func (c *conn) replyDelivered(env *Envelope, violation error, results []error, s
 			first = reply
 		}
 	}
-	if c.srv.Logger == nil {
+	if !c.logEnabled(slog.LevelInfo) {
 		return
 	}
 	c.logInfo("message", "id", env.ID, "from", env.ReversePath.String(),
