@@ -68,7 +68,7 @@ func (d *deliverer) ServeSMTP(ctx context.Context, env *smtpd.Envelope, msg io.R
 
 	start := time.Now()
 	cr := &countingReader{r: msg}
-	where, err := d.store.store(ctx, env, io.MultiReader(bytes.NewReader(envelopeHeader(env)), cr))
+	where, err := d.store.store(ctx, env, &headedReader{header: envelopeHeader(env), r: cr})
 
 	result := "250 stored"
 	level := slog.LevelInfo
@@ -91,7 +91,7 @@ func (d *deliverer) ServeSMTP(ctx context.Context, env *smtpd.Envelope, msg io.R
 		where = err.Error()
 		err = errStoreFailed
 	}
-	if d.log != nil {
+	if d.log != nil && d.log.Enabled(ctx, level) {
 		d.log.Log(ctx, level, "delivery", "id", env.ID, "remote", addrString(env),
 			"from", "<"+env.ReversePath.String()+">", "to", recipients(env),
 			"size", cr.n, "result", result, "where", where,
@@ -164,6 +164,22 @@ func recipients(env *smtpd.Envelope) string {
 // Received field and the content as received, after dot-unstuffing.
 // It also keeps the reader's error other than io.EOF, which tells a message
 // that did not arrive from a store that failed.
+// headedReader reads header, then r. Unlike io.MultiReader it has no
+// WriteTo, whose 32 KiB buffer io.Copy would allocate for every message.
+type headedReader struct {
+	header []byte
+	r      io.Reader
+}
+
+func (h *headedReader) Read(p []byte) (int, error) {
+	if len(h.header) > 0 {
+		n := copy(p, h.header)
+		h.header = h.header[n:]
+		return n, nil
+	}
+	return h.r.Read(p)
+}
+
 type countingReader struct {
 	r   io.Reader
 	n   int64
