@@ -182,16 +182,16 @@ func canonical(t *Transcript) string {
 
 func TestFromRecording(t *testing.T) {
 	chunks := []Chunk{
-		{false, []byte("220 mx ESMTP\r\n")},
-		{true, []byte("EHLO c\r\n")},
-		{false, []byte("250-mx\r\n250 PIPELINING\r\n")},
-		{true, []byte("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nDATA\r\n")},
-		{false, []byte("250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no\r\n354 go\r\n")},
-		{true, []byte("Hi\r\n..dot\r\n.\r")},
-		{true, []byte("\nQUIT\r\n")},
-		{false, []byte("250 2.0.0 queued\r\n221 2.0.0 bye\r\n")},
+		{FromClient: false, Data: []byte("220 mx ESMTP\r\n")},
+		{FromClient: true, Data: []byte("EHLO c\r\n")},
+		{FromClient: false, Data: []byte("250-mx\r\n250 PIPELINING\r\n")},
+		{FromClient: true, Data: []byte("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nDATA\r\n")},
+		{FromClient: false, Data: []byte("250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no\r\n354 go\r\n")},
+		{FromClient: true, Data: []byte("Hi\r\n..dot\r\n.\r")},
+		{FromClient: true, Data: []byte("\nQUIT\r\n")},
+		{FromClient: false, Data: []byte("250 2.0.0 queued\r\n221 2.0.0 bye\r\n")},
 	}
-	tr := FromRecording("rec.txt", chunks)
+	tr := FromRecording("rec.txt", chunks, RecordOptions{})
 	tr.Comment, tr.Ref = "A recorded session.", "recorded"
 	var b bytes.Buffer
 	Write(&b, tr)
