@@ -95,6 +95,19 @@ func FromRecording(name string, chunks []Chunk, opt RecordOptions) *Transcript {
 	w := &walker{opt: opt, replies: replies, tls: opt.ImplicitTLS, needs: map[string]bool{}}
 	w.walk(client, epochs)
 	t.Deliveries = w.out
+	// A read that held two commands came from a client that did not wait
+	// for the first reply: it pipelined (RFC 2920).
+	for _, sp := range sends {
+		n := 0
+		for _, c := range w.commands {
+			if sp.start <= c && c < sp.end {
+				n++
+			}
+		}
+		if n > 1 {
+			w.needs["PIPELINING"] = true
+		}
+	}
 
 	// Masking changes lengths: each Send step keeps its bytes, edited.
 	edited, newOff := applyEdits(client, w.edits)
@@ -235,10 +248,11 @@ type walker struct {
 	tls   bool
 	auth  string // the AUTH identity, forgotten at STARTTLS (RFC 3207 4.2)
 
-	out   []Delivery
-	edits []edit
-	users []string // who authenticated, in order, once each
-	needs map[string]bool
+	out      []Delivery
+	edits    []edit
+	commands []int    // where each command line starts in the client's bytes
+	users    []string // who authenticated, in order, once each
+	needs    map[string]bool
 }
 
 // next returns the last line of the next reply, "" when there is none.
@@ -293,6 +307,7 @@ func (w *walker) epoch(client []byte, pos int, first bool) {
 		if !ok {
 			return
 		}
+		w.commands = append(w.commands, start)
 		verb, arg, _ := strings.Cut(l, " ")
 		verb = strings.ToUpper(verb)
 		reply := w.next()
