@@ -29,8 +29,9 @@ type recordedClient struct {
 	name string // the file is client_<name>.txt
 	what string // what the session does, for the first line
 	ref  string
-	// tls: the server offers STARTTLS and AUTH (alice:secret) after it.
-	tls bool
+	// tls: the server offers STARTTLS; auth: and AUTH after it, to
+	// alice:secret.
+	tls, auth bool
 	// programs the client needs; version prints its version.
 	programs []string
 	version  func(t *testing.T) string
@@ -78,7 +79,7 @@ func recordedClients(dir string) []recordedClient {
 		run: py("import smtplib; s = smtplib.SMTP('127.0.0.1', PORT, local_hostname='client.example'); " + pySend),
 	}, {
 		name: "python_smtplib_starttls_login", what: "STARTTLS, login (AUTH PLAIN), sendmail to two recipients",
-		ref: "RFC 3207, RFC 4954, RFC 4616", tls: true, programs: []string{"python3"}, version: pyVersion,
+		ref: "RFC 3207, RFC 4954, RFC 4616", tls: true, auth: true, programs: []string{"python3"}, version: pyVersion,
 		run: py("import smtplib, ssl; s = smtplib.SMTP('127.0.0.1', PORT, local_hostname='client.example'); s.starttls(context=ssl._create_unverified_context()); s.login('alice', 'secret'); " + pySend),
 	}, {
 		name: "swaks_pipeline", what: "a message with PIPELINING",
@@ -90,7 +91,7 @@ func recordedClients(dir string) []recordedClient {
 		run: cmd("swaks", "--server", "127.0.0.1:PORT", "--helo", "client.example", "--from", "alice@example.org", "--to", "bob@example.net", "--tls"),
 	}, {
 		name: "swaks_auth_login_tls", what: "AUTH LOGIN after STARTTLS, then a message",
-		ref: "RFC 4954, RFC 3207", tls: true, programs: []string{"swaks"}, version: swaksVersion,
+		ref: "RFC 4954, RFC 3207", tls: true, auth: true, programs: []string{"swaks"}, version: swaksVersion,
 		run: cmd("swaks", "--server", "127.0.0.1:PORT", "--helo", "client.example", "--from", "alice@example.org", "--to", "bob@example.net", "--tls", "--auth", "LOGIN", "--auth-user", "alice", "--auth-password", "secret"),
 	}, {
 		name: "curl_upload", what: "a message uploaded from a file",
@@ -98,7 +99,7 @@ func recordedClients(dir string) []recordedClient {
 		run: cmd("curl", "-sS", "smtp://127.0.0.1:PORT/client.example", "--mail-from", "alice@example.org", "--mail-rcpt", "bob@example.net", "--upload-file", msg),
 	}, {
 		name: "curl_ssl_reqd_user", what: "STARTTLS required, AUTH with --user, a message uploaded from a file",
-		ref: "RFC 3207, RFC 4954", tls: true, programs: []string{"curl"}, version: curlVersion,
+		ref: "RFC 3207, RFC 4954", tls: true, auth: true, programs: []string{"curl"}, version: curlVersion,
 		run: cmd("curl", "-sS", "--insecure", "--ssl-reqd", "--user", "alice:secret", "smtp://127.0.0.1:PORT/client.example", "--mail-from", "alice@example.org", "--mail-rcpt", "bob@example.net", "--upload-file", msg),
 	}, {
 		name: "go_net_smtp_sendmail", what: "SendMail to two recipients in the clear",
@@ -113,7 +114,7 @@ func recordedClients(dir string) []recordedClient {
 		},
 	}, {
 		name: "go_net_smtp_starttls_plainauth", what: "StartTLS, Auth with PlainAuth, a message",
-		ref: "RFC 3207, RFC 4954, RFC 4616", tls: true, version: goVersion,
+		ref: "RFC 3207, RFC 4954, RFC 4616", tls: true, auth: true, version: goVersion,
 		run: func(t *testing.T, addr string) string {
 			if err := goSMTPTLS(addr); err != nil {
 				t.Fatal(err)
@@ -190,9 +191,12 @@ func TestRecordClients(t *testing.T) {
 			dir := t.TempDir()
 			args := []string{"-hostname", "mx.test", "-record", dir, "-discard"}
 			if c.tls {
+				args = append(args, "-tls-self-signed")
+			}
+			if c.auth {
 				users := filepath.Join(t.TempDir(), "users")
 				os.WriteFile(users, []byte("alice:secret\n"), 0o600)
-				args = append(args, "-tls-self-signed", "-auth-file", users)
+				args = append(args, "-auth-file", users)
 			}
 			s := start(t, args...)
 			line := c.run(t, s.addr)
