@@ -26,6 +26,12 @@
 //	swaks --server 127.0.0.1:2525 --tls --auth-user alice --auth-password secret --to someone@example.org
 //	swaks --server 127.0.0.1:4650 --tls-on-connect --auth-user alice --auth-password secret --to someone@example.org
 //
+// -record DIR writes each session, TLS included, into DIR as a transcript
+// of the conformance suite (AUTH passwords masked), so that a real
+// client's session can be replayed against the library:
+//
+//	go run ./cmd/smtpd -hostname mx.test -record /tmp/rec
+//
 // Behind a proxy that sends the PROXY protocol, -proxy-protocol with
 // -proxy-trusted takes the client's address from it; -lmtp speaks LMTP
 // (RFC 2033), for a delivery agent's tests.
