@@ -99,7 +99,7 @@ func (p *proxy) session(client net.Conn) {
 
 	n := p.n.Add(1)
 	name := fmt.Sprintf("recorded_%s_%d.txt", time.Now().UTC().Format("20060102T150405"), n)
-	t := transcript.FromRecording(name, chunks)
+	t := transcript.FromRecording(name, chunks, transcript.RecordOptions{})
 	t.Comment = fmt.Sprintf("A session of the client at %s recorded through smtpconform -record on %s; replace this line with what it checks.",
 		client.RemoteAddr(), time.Now().UTC().Format("2006-01-02"))
 	t.Ref = "recorded session; name the RFC section it exercises"

@@ -55,6 +55,8 @@ type config struct {
 	denyRecipients patternList // -deny-recipients
 	acceptDomains  patternList // -accept-domains
 
+	record string // -record: write each session as a transcript into this directory
+
 	logFormat string // -log: "text" or "json"
 	verbose   bool   // -v
 	quiet     bool   // -quiet
@@ -135,6 +137,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Var(&cfg.denyRecipients, "deny-recipients", "refuse these recipients at RCPT: comma-separated `patterns` with * and ?, case-insensitive")
 	fs.Var(&cfg.acceptDomains, "accept-domains", "accept mail from unauthenticated clients only for these comma-separated `domains` (patterns with * and ?); others get 550 relay denied")
 
+	fs.StringVar(&cfg.record, "record", "", "write each session into `dir` (created if missing) as a conformance transcript, AUTH passwords masked; see conformance/testdata/README.md")
 	fs.StringVar(&cfg.logFormat, "log", "text", "log `format` on standard error: text or json")
 	fs.BoolVar(&cfg.verbose, "v", false, "log every command line and reply (never message content or AUTH secrets), not only sessions and messages")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "log only errors (for load tests)")

@@ -68,6 +68,8 @@ func TestBadConfiguration(t *testing.T) {
 		{[]string{"-mbox", filepath.Join(dir, "missing", "box")}, []string{"-mbox", "missing"}},
 		{[]string{"-maildir", dir, "-mbox", file}, []string{"-maildir", "-mbox"}},
 		{[]string{"-discard", "-exec", "true"}, []string{"-exec", "-discard"}},
+		{[]string{"-record", file}, []string{"-record", file}},
+		{[]string{"-record", filepath.Join(file, "sub")}, []string{"-record", file}},
 
 		{[]string{"-tls-cert", cert}, []string{"-tls-cert", "-tls-key"}},
 		{[]string{"-tls-key", key}, []string{"-tls-cert", "-tls-key"}},

@@ -26,6 +26,12 @@
 //	swaks --server 127.0.0.1:2525 --tls --auth-user alice --auth-password secret --to someone@example.org
 //	swaks --server 127.0.0.1:4650 --tls-on-connect --auth-user alice --auth-password secret --to someone@example.org
 //
+// -record DIR writes each session, TLS included, into DIR as a transcript
+// of the conformance suite (AUTH passwords masked), so that a real
+// client's session can be replayed against the library:
+//
+//	go run ./cmd/smtpd -hostname mx.test -record /tmp/rec
+//
 // Behind a proxy that sends the PROXY protocol, -proxy-protocol with
 // -proxy-trusted takes the client's address from it; -lmtp speaks LMTP
 // (RFC 2033), for a delivery agent's tests.
@@ -41,6 +47,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -102,9 +109,14 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	log := newLogger(cfg.logFormat, cfg.verbose, quiet, stderr)
 	d := &deliverer{store: st, log: log}
 	srv := newServer(cfg, log, d, tlsConfig, users)
-	if cfg.verbose {
-		srv.WrapConn = newTap(log, cfg.lmtp)
+	var rec *recorder
+	if cfg.record != "" {
+		if rec, err = newRecorder(cfg, tlsConfig != nil, users != nil, log); err != nil {
+			fmt.Fprintf(stderr, "smtpd: %v\n", err)
+			return exitUsage
+		}
 	}
+	srv.WrapConn = wrapConn(cfg, log, rec)
 
 	listeners, err := listen(cfg)
 	if err != nil {
@@ -165,6 +177,30 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	// that no file is left half-written.
 	d.inFlight.wait()
 	return status
+}
+
+// wrapConn returns the server's WrapConn: the -v tap, the -record
+// recorder, both, or nil. With both, the tap is the outer layer at accept
+// and the inner one over TLS: each finds its own layer below the TLS
+// layer, the tap through tls.Conn's NetConn, the recorder by the
+// connection's addresses.
+func wrapConn(cfg *config, log *slog.Logger, rec *recorder) func(net.Conn) net.Conn {
+	var tap func(net.Conn) net.Conn
+	if cfg.verbose {
+		tap = newTap(log, cfg.lmtp)
+	}
+	switch {
+	case rec == nil:
+		return tap
+	case tap == nil:
+		return rec.wrap
+	}
+	return func(c net.Conn) net.Conn {
+		if _, ok := c.(*tls.Conn); ok {
+			return rec.wrap(tap(c))
+		}
+		return tap(rec.wrap(c))
+	}
 }
 
 // listener is one of the program's listeners; tls means implicit TLS.

@@ -15,8 +15,8 @@ import (
 // command's argument nor the replies; -v promises both. A tap watches a
 // session's bytes and logs them as lines: "client" lines and "server"
 // lines, with the message content left out (its size is logged) and AUTH
-// secrets masked. -record will write the same lines to a file, in the
-// conformance suite's format, from the same place.
+// secrets masked. -record (record.go) writes each session to a file, in
+// the conformance suite's format, from the same place.
 //
 // The tap is the server's WrapConn. The library calls it at accept, on the
 // raw connection, and again over the TLS layer after a handshake: the tap

@@ -2,6 +2,7 @@ package transcript
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
@@ -182,21 +183,22 @@ func canonical(t *Transcript) string {
 
 func TestFromRecording(t *testing.T) {
 	chunks := []Chunk{
-		{false, []byte("220 mx ESMTP\r\n")},
-		{true, []byte("EHLO c\r\n")},
-		{false, []byte("250-mx\r\n250 PIPELINING\r\n")},
-		{true, []byte("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nDATA\r\n")},
-		{false, []byte("250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no\r\n354 go\r\n")},
-		{true, []byte("Hi\r\n..dot\r\n.\r")},
-		{true, []byte("\nQUIT\r\n")},
-		{false, []byte("250 2.0.0 queued\r\n221 2.0.0 bye\r\n")},
+		{FromClient: false, Data: []byte("220 mx ESMTP\r\n")},
+		{FromClient: true, Data: []byte("EHLO c\r\n")},
+		{FromClient: false, Data: []byte("250-mx\r\n250 PIPELINING\r\n")},
+		{FromClient: true, Data: []byte("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nDATA\r\n")},
+		{FromClient: false, Data: []byte("250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no\r\n354 go\r\n")},
+		{FromClient: true, Data: []byte("Hi\r\n..dot\r\n.\r")},
+		{FromClient: true, Data: []byte("\nQUIT\r\n")},
+		{FromClient: false, Data: []byte("250 2.0.0 queued\r\n221 2.0.0 bye\r\n")},
 	}
-	tr := FromRecording("rec.txt", chunks)
+	tr := FromRecording("rec.txt", chunks, RecordOptions{})
 	tr.Comment, tr.Ref = "A recorded session.", "recorded"
 	var b bytes.Buffer
 	Write(&b, tr)
 	want := `# A recorded session.
 ref: recorded
+needs: PIPELINING
 
 S: 220
 C: EHLO c
@@ -225,6 +227,61 @@ D: .dot
 `
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	if _, err := Parse("rec.txt", b.Bytes()); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestFromRecordingMasked: a session with STARTTLS, AUTH LOGIN with an
+// initial response (a refused password, then an accepted one), and an LMTP
+// message in BDAT chunks: the passwords are replaced, the starttls event
+// stands where TLS began, bytes sent in the clear after STARTTLS are not
+// commands, and the message is delivered once for its two replies.
+func TestFromRecordingMasked(t *testing.T) {
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	chunks := []Chunk{
+		{Data: []byte("220 mx LMTP\r\n")},
+		{FromClient: true, Data: []byte("LHLO c\r\n")},
+		{Data: []byte("250-mx\r\n250 STARTTLS\r\n")},
+		{FromClient: true, Data: []byte("STARTTLS\r\nNOOP\r\n")},
+		{Data: []byte("220 2.0.0 go\r\n")},
+		{StartTLS: true},
+		{FromClient: true, Data: []byte("LHLO c\r\nAUTH LOGIN " + b64("jane") + "\r\n")},
+		{Data: []byte("250 mx\r\n334 " + b64("Password:") + "\r\n")},
+		{FromClient: true, Data: []byte(b64("guess") + "\r\n")},
+		{Data: []byte("535 5.7.8 no\r\n")},
+		{FromClient: true, Data: []byte("AUTH LOGIN\r\n")},
+		{Data: []byte("334 " + b64("Username:") + "\r\n")},
+		{FromClient: true, Data: []byte(b64("jane") + "\r\n")},
+		{Data: []byte("334 " + b64("Password:") + "\r\n")},
+		{FromClient: true, Data: []byte(b64("top") + "\r\n")},
+		{Data: []byte("235 2.7.0 ok\r\n")},
+		{FromClient: true, Data: []byte("MAIL FROM:<a@x> body=BINARYMIME\r\n")},
+		{Data: []byte("250 2.1.0 ok\r\n")},
+		{FromClient: true, Data: []byte("RCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nBDAT 3\r\na\nb")},
+		{Data: []byte("250 2.1.5 ok\r\n250 2.1.5 ok\r\n250 2.0.0 ok\r\n")},
+		{FromClient: true, Data: []byte("BDAT 2 LAST\r\n\r\n")},
+		{Data: []byte("250 2.0.0 ok\r\n452 4.2.2 full\r\n")},
+	}
+	tr := FromRecording("rec.txt", chunks, RecordOptions{LMTP: true, TLS: true, Password: "pw"})
+	tr.Comment, tr.Ref = "A recorded session.", "recorded"
+	var b bytes.Buffer
+	Write(&b, tr)
+	for _, secret := range []string{b64("top"), b64("guess")} {
+		if strings.Contains(b.String(), secret) {
+			t.Errorf("the transcript holds %q:\n%s", secret, b.String())
+		}
+	}
+	for _, want := range []string{"C: NOOP\nS: 220 2.0.0\nstarttls\n", "C: " + b64(WrongPassword) + "\nS: 535", "C: " + b64("pw") + "\nS: 235",
+		"needs: AUTH=LOGIN BINARYMIME CHUNKING PIPELINING\nauth: jane:pw\n", "tls: yes\nauth: jane\nmail: <a@x> BODY=BINARYMIME\n",
+		"rcpt: <c@y>\nD! \"a\\nb\\r\\n\"\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in\n%s", want, b.String())
+		}
+	}
+	if len(tr.Deliveries) != 1 {
+		t.Errorf("%d deliveries, want 1", len(tr.Deliveries))
 	}
 	if _, err := Parse("rec.txt", b.Bytes()); err != nil {
 		t.Error(err)
