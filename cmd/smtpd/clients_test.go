@@ -180,14 +180,7 @@ func versionOf(t *testing.T, program, args, prefix string) string {
 func TestRecordClients(t *testing.T) {
 	for _, c := range recordedClients(t.TempDir()) {
 		t.Run(c.name, func(t *testing.T) {
-			if strings.HasPrefix(c.name, "postfix") {
-				// Postfix is not among what CI installs: skip it there too.
-				if _, err := os.Stat(c.programs[0]); err != nil {
-					t.Skip("Postfix's smtp-source is not installed (apt-get install postfix)")
-				}
-			} else {
-				need(t, c.programs...)
-			}
+			need(t, c.programs...)
 			dir := t.TempDir()
 			args := []string{"-hostname", "mx.test", "-record", dir, "-discard"}
 			if c.tls {
