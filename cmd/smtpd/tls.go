@@ -1,20 +1,16 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"strings"
 	"time"
+
+	"smtpd/internal/selfsigned"
 )
 
 // loadTLS returns the TLS configuration of -tls-cert and -tls-key, or of
@@ -40,7 +36,7 @@ func loadTLS(cfg *config) (conf *tls.Config, fingerprint string, err error) {
 			return nil, "", fmt.Errorf("-tls-cert %s and -tls-key %s: %v", cfg.tlsCert, cfg.tlsKey, err)
 		}
 	case cfg.tlsSelfSigned:
-		cert, err = selfSigned(cfg.hostname, time.Now())
+		cert, err = selfSigned(cfg.hostname)
 		if err != nil {
 			return nil, "", fmt.Errorf("-tls-self-signed: %v", err)
 		}
@@ -56,43 +52,15 @@ func loadTLS(cfg *config) (conf *tls.Config, fingerprint string, err error) {
 
 // selfSigned makes a certificate and its ECDSA P-256 key, held in memory
 // only, for hostname and the loopback addresses, so that a client on the
-// same machine can connect by name or by address. It is valid from an
-// hour before now (clocks differ) for a year.
-func selfSigned(hostname string, now time.Time) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	// RFC 5280 4.1.2.2: a positive serial number of up to 20 octets,
-	// random so that two certificates of the same name never share one.
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 159))
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: hostname, Organization: []string{"smtpd -tls-self-signed"}},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(365 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		// A certificate that is its own issuer is the client's trust
-		// anchor if the client trusts it at all.
-		BasicConstraintsValid: true,
-	}
-	// An address literal ("[192.0.2.1]") names an IP, anything else a
-	// DNS name (RFC 5280 4.2.1.6).
-	if strings.HasPrefix(hostname, "[") {
-		if ip := net.ParseIP(strings.TrimPrefix(strings.Trim(hostname, "[]"), "IPv6:")); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		}
+// same machine can connect by name or by address; valid for a year.
+func selfSigned(hostname string) (tls.Certificate, error) {
+	names := []string{"127.0.0.1", "::1"}
+	// An address literal ("[192.0.2.1]", "[IPv6:::1]") names an IP,
+	// anything else a DNS name (RFC 5280 4.2.1.6).
+	if ip := net.ParseIP(strings.TrimPrefix(strings.Trim(hostname, "[]"), "IPv6:")); ip != nil && strings.HasPrefix(hostname, "[") {
+		names = append(names, ip.String())
 	} else {
-		tmpl.DNSNames = []string{hostname}
+		names = append(names, hostname)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+	return selfsigned.New(hostname, names, 365*24*time.Hour)
 }

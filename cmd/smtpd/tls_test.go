@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"smtpd/internal/selfsigned"
 )
 
 // pySession runs an SMTP or LMTP session with Python's smtplib, one step
@@ -129,17 +130,17 @@ func (s *server) tlsAddr() string {
 // and its key to PEM files in dir, named name.crt and name.key.
 func writeCert(t *testing.T, dir, name, host string) (certFile, keyFile string) {
 	t.Helper()
-	cert, err := selfSigned(host, time.Now())
+	cert, err := selfSigned(host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.MarshalECPrivateKey(cert.PrivateKey.(*ecdsa.PrivateKey))
+	certPEM, keyPEM, err := selfsigned.PEM(cert)
 	if err != nil {
 		t.Fatal(err)
 	}
 	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
+	os.WriteFile(certFile, certPEM, 0o600)
+	os.WriteFile(keyFile, keyPEM, 0o600)
 	return certFile, keyFile
 }
 
