@@ -22,6 +22,13 @@ import (
 // returned ErrServerClosed.
 func startServer(t testing.TB, srv *Server) string {
 	t.Helper()
+	return startServing(t, srv, srv.Serve)
+}
+
+// startServing is startServer with the serve method given: srv.Serve, or
+// a function that calls srv.ServeTLS.
+func startServing(t testing.TB, srv *Server, serve func(net.Listener) error) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +37,7 @@ func startServer(t testing.TB, srv *Server) string {
 		srv.Hostname = "mx.test"
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(l) }()
+	go func() { done <- serve(l) }()
 	t.Cleanup(func() {
 		srv.Close()
 		if err := <-done; !errors.Is(err, ErrServerClosed) {

@@ -166,22 +166,7 @@ func rcMessageFile(t *testing.T, content string) string {
 // ServeTLS and the certificate in certFile and keyFile.
 func rcStartTLS(t *testing.T, srv *Server, certFile, keyFile string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if srv.Hostname == "" {
-		srv.Hostname = "mx.test"
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.ServeTLS(l, certFile, keyFile) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("ServeTLS returned %v, want ErrServerClosed", err)
-		}
-	})
-	return l.Addr().String()
+	return startServing(t, srv, func(l net.Listener) error { return srv.ServeTLS(l, certFile, keyFile) })
 }
 
 // rcPort returns the port of a "127.0.0.1:port" address.

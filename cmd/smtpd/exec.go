@@ -49,15 +49,11 @@ const execWaitDelay = 5 * time.Second
 func (e *execStore) store(ctx context.Context, env *smtpd.Envelope, msg io.Reader) (string, error) {
 	// Spooled first: the command sees only complete messages, and a
 	// message the library refuses midway never reaches it.
-	s, err := newSpool(msg)
+	s, r, err := spoolAll(msg)
 	if err != nil {
 		return "", err
 	}
 	defer s.Close()
-	r, err := s.reader()
-	if err != nil {
-		return "", err
-	}
 
 	cmd := exec.CommandContext(ctx, "sh", "-c", e.command)
 	cmd.Stdin = r

@@ -21,15 +21,11 @@ type printStore struct {
 }
 
 func (p *printStore) store(ctx context.Context, env *smtpd.Envelope, msg io.Reader) (string, error) {
-	s, err := newSpool(msg)
+	s, r, err := spoolAll(msg)
 	if err != nil {
 		return "", err
 	}
 	defer s.Close()
-	r, err := s.reader()
-	if err != nil {
-		return "", err
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	bw := bufio.NewWriterSize(p.w, 64<<10)

@@ -32,6 +32,21 @@ func newSpool(msg io.Reader) (*spool, error) {
 	return s, nil
 }
 
+// spoolAll spools msg and returns the spool, to be closed, and a reader of
+// the message from its start.
+func spoolAll(msg io.Reader) (*spool, io.Reader, error) {
+	s, err := newSpool(msg)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := s.reader()
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, r, nil
+}
+
 func (s *spool) Write(p []byte) (int, error) {
 	if s.f == nil && s.mem.Len()+len(p) > spoolMemory {
 		f, err := os.CreateTemp("", "smtpd-spool-")

@@ -141,26 +141,20 @@ func (r *replayer) step(s Step) error {
 			return r.fail(s, verb+s.Pattern.String(), fmt.Sprintf("%q", r.last))
 		}
 	case Closed:
-		r.flush()
-		r.conn.SetReadDeadline(time.Now().Add(s.Duration))
-		b, err := r.br.ReadByte()
-		switch {
+		want := fmt.Sprintf("the server to close within %v", s.Duration)
+		switch got, err := r.listen(s.Duration); {
 		case err == nil:
-			rest, _ := r.br.Peek(r.br.Buffered())
-			return r.fail(s, fmt.Sprintf("the server to close within %v", s.Duration), fmt.Sprintf("%q", append([]byte{b}, rest...)))
+			return r.fail(s, want, fmt.Sprintf("%q", got))
 		case isTimeout(err):
-			return r.fail(s, fmt.Sprintf("the server to close within %v", s.Duration), "the connection still open")
+			return r.fail(s, want, "the connection still open")
 		}
 	case Silent:
-		r.flush()
-		r.conn.SetReadDeadline(time.Now().Add(s.Duration))
-		b, err := r.br.ReadByte()
-		switch {
+		want := fmt.Sprintf("silence for %v", s.Duration)
+		switch got, err := r.listen(s.Duration); {
 		case err == nil:
-			rest, _ := r.br.Peek(r.br.Buffered())
-			return r.fail(s, fmt.Sprintf("silence for %v", s.Duration), fmt.Sprintf("%q", append([]byte{b}, rest...)))
+			return r.fail(s, want, fmt.Sprintf("%q", got))
 		case !isTimeout(err):
-			return r.fail(s, fmt.Sprintf("silence for %v", s.Duration), "the connection closed ("+err.Error()+")")
+			return r.fail(s, want, "the connection closed ("+err.Error()+")")
 		}
 	case StartTLS:
 		return r.startTLS(s)
@@ -245,4 +239,18 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// listen sends what is queued and waits up to d for the server: it returns
+// what arrived (nil error), or the read error: a timeout when the server
+// stayed silent, EOF or another error when it closed.
+func (r *replayer) listen(d time.Duration) ([]byte, error) {
+	r.flush()
+	r.conn.SetReadDeadline(time.Now().Add(d))
+	b, err := r.br.ReadByte()
+	if err != nil {
+		return nil, err
+	}
+	rest, _ := r.br.Peek(r.br.Buffered())
+	return append([]byte{b}, rest...), nil
 }
