@@ -27,6 +27,16 @@ import (
 func NewServer(t *transcript.Transcript) (*smtpd.Server, *Recorder, error) {
 	rec := &Recorder{}
 	srv := &smtpd.Server{Hostname: "mx.test", Handler: rec, DisableReceived: true}
+	// ${refused} stands for an address the target refuses; here the
+	// runner's server refuses it (after any refuse-recipient line of the
+	// header, which wraps this check).
+	refused := transcript.DefaultVars.Refused
+	srv.CheckRecipient = func(ctx context.Context, env *smtpd.Envelope, r smtpd.Recipient) error {
+		if strings.EqualFold(r.ForwardPath.String(), refused) {
+			return &smtpd.Reply{Code: 550, Enhanced: "5.1.1", Text: "No such user"}
+		}
+		return nil
+	}
 	for _, f := range t.Header {
 		if err := configure(srv, rec, f); err != nil {
 			return nil, nil, fmt.Errorf("%s:%d: %s: %v", t.Name, f.Line, f.Key, err)

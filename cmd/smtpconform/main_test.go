@@ -3,12 +3,15 @@ package main
 import (
 	"bufio"
 	"context"
+	"io"
 	"net"
 	"net/smtp"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,12 +32,19 @@ func serve(t *testing.T, srv *smtpd.Server) string {
 	return l.Addr().String()
 }
 
+// runVars are the placeholders of a test run: the suite's addresses on
+// loopback, no refused recipient, a fresh run ID, as main makes them
+// without address flags.
+func runVars() transcript.Vars { return addresses(nil, "", "", "") }
+
 // TestAgainstSmtpd replays the suite against the library's server in its
-// default configuration, as smtpconform would against any server: every
-// case passes or is skipped for a stated reason.
+// default configuration, a sink, as smtpconform would against any server,
+// with every case allowed (-deliver -sink -profile strict): every case
+// passes or is skipped for a stated reason.
 func TestAgainstSmtpd(t *testing.T) {
 	addr := serve(t, &smtpd.Server{Hostname: "mx.test"})
-	rep, err := replayAll(config{addr: addr, timeout: 10 * time.Second})
+	rep, err := replayAll(config{addr: addr, timeout: 10 * time.Second, vars: runVars(),
+		deliver: true, sink: true, strict: true, parallel: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,14 +55,116 @@ func TestAgainstSmtpd(t *testing.T) {
 		if r.Result == "skip" && r.Reason == "" {
 			t.Errorf("%s skipped without a reason", r.Name)
 		}
+		if r.Level == "" {
+			t.Errorf("%s has no level", r.Name)
+		}
 	}
-	if rep.Passed < 100 || rep.Unchecked == 0 {
+	if rep.Passed < 150 || rep.Unchecked == 0 {
 		t.Errorf("%d passed, %d with deliveries not checkable; want a real run", rep.Passed, rep.Unchecked)
 	}
 	var b strings.Builder
-	rep.writeText(&b)
+	rep.writeText(&b, false)
 	if !strings.HasSuffix(b.String(), "0 failed, "+strconv.Itoa(rep.Skipped)+" skipped\n") {
 		t.Errorf("summary line: %q", lastLine(b.String()))
+	}
+	if !strings.Contains(b.String(), "MUST   ") || !strings.Contains(b.String(), "policy ") {
+		t.Errorf("no counts by level in the text report:\n%s", b.String())
+	}
+}
+
+// collector is a Handler that keeps every message it is handed.
+type collector struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (c *collector) ServeSMTP(ctx context.Context, env *smtpd.Envelope, r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.msgs = append(c.msgs, string(b))
+	return nil
+}
+
+func (c *collector) messages() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.msgs...)
+}
+
+// TestSafeByDefault: without -deliver no message is completed, whatever
+// the cases send; with it, the messages are as many as announced, and each
+// is marked with the case and the run.
+func TestSafeByDefault(t *testing.T) {
+	var got collector
+	addr := serve(t, &smtpd.Server{Hostname: "mx.test", Handler: &got})
+	cfg := config{addr: addr, timeout: 10 * time.Second, vars: runVars(), parallel: 4}
+	rep, err := replayAll(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(got.messages()); n != 0 {
+		t.Fatalf("a run without -deliver delivered %d messages", n)
+	}
+	needDeliver := 0
+	for _, r := range rep.Cases {
+		if r.Result == "fail" {
+			t.Errorf("%s: %s", r.Name, r.Reason)
+		}
+		if strings.HasPrefix(r.Reason, "needs -deliver (delivers ") {
+			needDeliver++
+		}
+	}
+	if needDeliver < 100 {
+		t.Errorf("%d cases skipped for -deliver, want the 100 and more that send a message", needDeliver)
+	}
+
+	cfg.deliver = true
+	pl, err := prepare(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	announced, _ := pl.messages()
+	rep = pl.run(cfg)
+	if rep.Failed != 0 {
+		t.Errorf("%d failed with -deliver", rep.Failed)
+	}
+	msgs := got.messages()
+	if len(msgs) != announced || announced < 100 {
+		t.Errorf("delivered %d messages, announced %d", len(msgs), announced)
+	}
+	mark := regexp.MustCompile(`^X-Smtpconform: [a-z0-9_]+; run=` + regexp.QuoteMeta(cfg.vars.Run) + "\r\n")
+	for _, m := range msgs {
+		if !mark.MatchString(m) {
+			t.Errorf("message not marked: %.120q", m)
+		}
+		if i := strings.Index(m, "\r\nSubject: "); i >= 0 && !strings.HasPrefix(m[i+len("\r\nSubject: "):], "[smtpconform] ") {
+			t.Errorf("Subject without the [smtpconform] prefix: %.200q", m)
+		}
+	}
+}
+
+// TestLoopbackOnly: against a server that is not on loopback the checker
+// wants the addresses named.
+func TestLoopbackOnly(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:25": true, "[::1]:25": true, "localhost:25": true, "127.8.9.1:2525": true,
+		"192.0.2.1:25": false, "mx.example.org:25": false, "10.0.0.1:25": false, "garbage": false,
+	} {
+		if got := isLoopback(addr); got != want {
+			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+	v := addresses([]string{"me@example.com", "you@example.com"}, "", "no@example.com", "u:p")
+	if v.From != "me@example.com" || v.Rcpt != "me@example.com" || v.Rcpt2 != "you@example.com" ||
+		v.Refused != "no@example.com" || v.User != "u" || v.Password != "p" || v.Run == "" {
+		t.Errorf("addresses: %+v", v)
+	}
+	if v := addresses(nil, "", "", ""); v.Refused != "" || v.Rcpt != transcript.DefaultVars.Rcpt {
+		t.Errorf("addresses without flags: %+v", v)
 	}
 }
 
@@ -74,7 +186,8 @@ func TestFindsFaults(t *testing.T) {
 			go brokenSession(c)
 		}
 	}()
-	rep, err := replayAll(config{addr: l.Addr().String(), timeout: 2 * time.Second})
+	rep, err := replayAll(config{addr: l.Addr().String(), timeout: 2 * time.Second, vars: runVars(),
+		deliver: true, sink: true, strict: true, parallel: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,8 +349,9 @@ func TestAgainstSmtpdExtensions(t *testing.T) {
 	lmtpAddr := serve(t, &smtpd.Server{Hostname: "mx.test", LMTP: true})
 
 	for _, cfg := range []config{
-		{addr: addr, tlsAddr: tl.Addr().String(), auth: "jane:secret", tlsConfig: clientTLS, timeout: 10 * time.Second},
-		{addr: lmtpAddr, lmtp: true, timeout: 10 * time.Second},
+		{addr: addr, tlsAddr: tl.Addr().String(), auth: "jane:secret", tlsConfig: clientTLS, timeout: 10 * time.Second,
+			vars: addresses(nil, "", "", "jane:secret"), deliver: true, parallel: 4},
+		{addr: lmtpAddr, lmtp: true, timeout: 10 * time.Second, vars: runVars(), deliver: true, parallel: 4},
 	} {
 		rep, err := replayAll(cfg)
 		if err != nil {

@@ -3,13 +3,13 @@ package main
 import (
 	"bufio"
 	"crypto/tls"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net"
 	"regexp"
-	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"smtpd/conformance"
@@ -20,10 +20,18 @@ type config struct {
 	addr        string
 	filter      *regexp.Regexp
 	tlsInsecure bool
-	timeout     time.Duration
-	auth        string // -auth: the accounts the target accepts
-	tlsAddr     string // -tls-addr: the target's implicit-TLS port
-	lmtp        bool   // -lmtp: the target speaks LMTP
+	timeout     time.Duration // per reply
+	caseTimeout time.Duration // per case; zero means none
+	auth        string        // -auth: an account the target accepts
+	tlsAddr     string        // -tls-addr: the target's implicit-TLS port
+	lmtp        bool          // -lmtp: the target speaks LMTP
+	deliver     bool          // -deliver: complete messages
+	sink        bool          // -sink: the target accepts any address
+	strict      bool          // -profile strict
+	parallel    int           // cases at a time; zero means one
+
+	// vars fill the placeholders: the addresses, the account, the run.
+	vars transcript.Vars
 
 	// tlsConfig, when set, replaces the client TLS configuration made
 	// from tlsInsecure (tests use it to trust their own certificate).
@@ -40,36 +48,23 @@ func (cfg config) clientTLS(addr string) *tls.Config {
 	return &tls.Config{ServerName: host, InsecureSkipVerify: cfg.tlsInsecure}
 }
 
-// report is the outcome of a run.
-type report struct {
-	Target     string   `json:"target"`
-	Extensions []string `json:"extensions"`
-	// TLSExtensions are those offered after STARTTLS.
-	TLSExtensions []string `json:"tls_extensions,omitempty"`
-	// TLSProbe says why the probe could not look inside STARTTLS.
-	TLSProbe string   `json:"tls_probe,omitempty"`
-	Cases    []result `json:"cases"`
-	Passed   int      `json:"passed"`
-	Failed   int      `json:"failed"`
-	Skipped  int      `json:"skipped"`
-	// Unchecked counts passed cases whose delivery section could not be
-	// checked from outside.
-	Unchecked int `json:"delivery_not_checkable"`
+// plan is a run before it runs: the target as probed, the cases, and
+// for each the reason it is skipped ("" to run).
+type plan struct {
+	target conformance.Target
+	probe  probed
+	suite  []*transcript.Transcript
+	skip   []string
+	opt    transcript.Options
 }
 
-type result struct {
-	Name   string `json:"name"`
-	Result string `json:"result"` // pass, fail, skip
-	Reason string `json:"reason,omitempty"`
-	// Delivery is "not checkable from outside" for a case that describes
-	// what the handler must receive.
-	Delivery string `json:"delivery,omitempty"`
-}
-
-// replayAll replays every selected case against cfg.addr, one connection
-// each, in name order.
-func replayAll(cfg config) (*report, error) {
-	suite, err := conformance.Load()
+// prepare loads the suite with cfg's placeholders, probes the target and
+// decides which cases run.
+func prepare(cfg config) (*plan, error) {
+	if cfg.vars.From == "" {
+		cfg.vars = transcript.DefaultVars
+	}
+	suite, err := conformance.LoadVars(cfg.vars)
 	if err != nil {
 		return nil, err
 	}
@@ -77,49 +72,120 @@ func replayAll(cfg config) (*report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the target's EHLO: %v", err)
 	}
-	target := conformance.Target{Ext: p.ext, TLSExt: p.tlsExt, Auth: cfg.auth, LMTP: cfg.lmtp}
+	target := conformance.Target{Ext: p.ext, TLSExt: p.tlsExt, Auth: cfg.auth, LMTP: cfg.lmtp,
+		Strict: cfg.strict, Sink: cfg.sink, Deliver: cfg.deliver,
+		Rcpt2: cfg.vars.Rcpt2 != "", Refused: cfg.vars.Refused != "", Rcpt: cfg.vars.Rcpt}
+	if p.tlsErr != "" {
+		target.TLSFailed = "STARTTLS probe failed, so no TLS case runs: " + p.tlsErr
+		if strings.Contains(p.tlsErr, "x509") || strings.Contains(p.tlsErr, "certificate") {
+			target.TLSFailed += " (smtpconform -tls-insecure does not verify the certificate)"
+		}
+	}
 	if cfg.tlsAddr != "" {
 		target.ImplicitTLS = true
 		if target.ImplicitExt, err = probeImplicit(cfg); err != nil {
 			return nil, fmt.Errorf("reading the EHLO of the implicit-TLS port: %v", err)
 		}
 	}
-	rep := &report{Target: cfg.addr, Extensions: list(p.ext), TLSExtensions: list(p.tlsExt), TLSProbe: p.tlsErr}
 	_, enhanced := p.ext["ENHANCEDSTATUSCODES"]
-	opt := transcript.Options{ReplyTimeout: cfg.timeout, IgnoreEnhanced: !enhanced, TLSConfig: cfg.clientTLS(cfg.addr)}
+	pl := &plan{target: target, probe: p,
+		opt: transcript.Options{ReplyTimeout: cfg.timeout, IgnoreEnhanced: !enhanced, TLSConfig: cfg.clientTLS(cfg.addr)}}
 	for _, t := range suite {
 		if cfg.filter != nil && !cfg.filter.MatchString(strings.TrimSuffix(t.Name, ".txt")) {
 			continue
 		}
-		r := result{Name: strings.TrimSuffix(t.Name, ".txt")}
-		if why := conformance.Skip(t, target); why != "" {
-			r.Result, r.Reason = "skip", why
-			rep.Skipped++
-		} else if err := replayOne(cfg, t, opt); err != nil {
-			r.Result, r.Reason = "fail", err.Error()
-			rep.Failed++
-		} else {
-			r.Result = "pass"
-			rep.Passed++
-			if len(t.Deliveries) > 0 {
-				r.Delivery = "not checkable from outside"
-				rep.Unchecked++
-			}
+		pl.suite = append(pl.suite, t)
+		pl.skip = append(pl.skip, conformance.Skip(t, target))
+	}
+	return pl, nil
+}
+
+// messages counts the messages the cases that run would deliver if the
+// target conforms, and how many cases could deliver one if it does not.
+func (pl *plan) messages() (conforming, cases int) {
+	for i, t := range pl.suite {
+		if pl.skip[i] == "" && conformance.MayDeliver(t) {
+			conforming += len(t.Deliveries)
+			cases++
 		}
-		rep.Cases = append(rep.Cases, r)
 	}
-	return rep, nil
+	return conforming, cases
 }
 
-func list(ext conformance.Extensions) []string {
-	var out []string
-	for kw, p := range ext {
-		out = append(out, strings.TrimSpace(kw+" "+p))
+// replayAll replays every case of the plan, cfg.parallel at a time, each
+// on its own connection, and reports them in name order.
+func replayAll(cfg config) (*report, error) {
+	pl, err := prepare(cfg)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(out)
-	return out
+	return pl.run(cfg), nil
 }
 
+func (pl *plan) run(cfg config) *report {
+	rep := newReport(cfg, pl)
+	results := make([]result, len(pl.suite))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < max(cfg.parallel, 1); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				results[i] = pl.runCase(cfg, i)
+			}
+		}()
+	}
+	for i := range pl.suite {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	for _, r := range results {
+		rep.add(r)
+	}
+	return rep
+}
+
+// runCase replays case i, or says why it is skipped.
+func (pl *plan) runCase(cfg config, i int) result {
+	t := pl.suite[i]
+	r := result{Name: strings.TrimSuffix(t.Name, ".txt"), Level: conformance.Level(t), RFC: t.Ref, Comment: t.Comment}
+	if pl.skip[i] != "" {
+		r.Result, r.Reason = "skip", pl.skip[i]
+		return r
+	}
+	start := time.Now()
+	err := replayOne(cfg, t, pl.opt)
+	r.DurationMS = time.Since(start).Milliseconds()
+	var f *transcript.Failure
+	switch {
+	case err == nil:
+		r.Result = "pass"
+		if len(t.Deliveries) > 0 {
+			r.Delivery = "not checkable from outside"
+		}
+	case isCertificateError(err):
+		// A certificate the checker does not trust says nothing about
+		// conformance.
+		r.Result, r.Reason = "skip", "TLS certificate not trusted: "+err.Error()+" (smtpconform -tls-insecure)"
+	case errors.As(err, &f):
+		r.Result, r.Reason = "fail", err.Error()
+		r.Want, r.Got, r.Sent, r.Line = f.Want, f.Got, f.Sent, f.Line
+	default:
+		r.Result, r.Reason, r.Got = "fail", err.Error(), err.Error()
+	}
+	return r
+}
+
+func isCertificateError(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "x509:") || strings.Contains(s, "tls: failed to verify certificate")
+}
+
+// replayOne replays t on a new connection, within cfg.caseTimeout, and
+// then ends the session with QUIT, whatever happened (Options.Quit): a
+// server must not be left holding a session the checker opened.
 func replayOne(cfg config, t *transcript.Transcript, opt transcript.Options) error {
 	var conn net.Conn
 	var err error
@@ -132,8 +198,21 @@ func replayOne(cfg config, t *transcript.Transcript, opt transcript.Options) err
 	if err != nil {
 		return err
 	}
+	var timedOut atomic.Bool
+	if cfg.caseTimeout > 0 {
+		stop := time.AfterFunc(cfg.caseTimeout, func() {
+			timedOut.Store(true)
+			conn.Close()
+		})
+		defer stop.Stop()
+	}
 	defer conn.Close()
-	return transcript.Replay(conn, t, opt)
+	opt.Quit = true
+	err = transcript.Replay(conn, t, opt)
+	if timedOut.Load() {
+		return fmt.Errorf("%s: the case took longer than -case-timeout %v (%v)", t.Name, cfg.caseTimeout, err)
+	}
+	return err
 }
 
 type probed struct {
@@ -238,40 +317,4 @@ func readReply(br *bufio.Reader) ([]string, error) {
 			return lines, nil
 		}
 	}
-}
-
-func (rep *report) writeText(w io.Writer) error {
-	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "target %s offers: %s\n", rep.Target, strings.Join(rep.Extensions, ", "))
-	if rep.TLSExtensions != nil {
-		fmt.Fprintf(bw, "after STARTTLS: %s\n", strings.Join(rep.TLSExtensions, ", "))
-	}
-	if rep.TLSProbe != "" {
-		fmt.Fprintf(bw, "STARTTLS probe failed: %s\n", rep.TLSProbe)
-	}
-	for _, r := range rep.Cases {
-		switch r.Result {
-		case "pass":
-			if r.Delivery != "" {
-				fmt.Fprintf(bw, "PASS %s (replies only; delivery %s)\n", r.Name, r.Delivery)
-			} else {
-				fmt.Fprintf(bw, "PASS %s\n", r.Name)
-			}
-		case "fail":
-			fmt.Fprintf(bw, "FAIL %s: %s\n", r.Name, r.Reason)
-		case "skip":
-			fmt.Fprintf(bw, "SKIP %s: %s\n", r.Name, r.Reason)
-		}
-	}
-	if rep.Unchecked > 0 {
-		fmt.Fprintf(bw, "%d of the passed cases describe a delivery, which cannot be checked from outside; only their replies were\n", rep.Unchecked)
-	}
-	fmt.Fprintf(bw, "%d passed, %d failed, %d skipped\n", rep.Passed, rep.Failed, rep.Skipped)
-	return bw.Flush()
-}
-
-func (rep *report) writeJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
 }

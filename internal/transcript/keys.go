@@ -18,6 +18,14 @@ type Key struct {
 var Keys = map[string]Key{
 	// What the case needs from any server: EHLO keywords.
 	"needs": {},
+	// The requirement the case checks: MUST, SHOULD or policy.
+	"level": {},
+	// "strict": the case checks one of this server's stricter choices,
+	// which other conforming servers may make otherwise.
+	"profile": {},
+	// "yes": the case needs a server that accepts any address (a sink or
+	// an open relay), not only the addresses the runner was given.
+	"sink": {},
 	// Whether the delivered message starts with the Received field the
 	// server adds (off by default, so that deliveries compare exactly).
 	"received": {},
@@ -59,4 +67,12 @@ var Keys = map[string]Key{
 	"lmtp":                  {Config: true, Remote: true},
 	"lmtp-recipient":        {Config: true},
 	"proxy-trusted":         {Config: true},
+}
+
+// keyValues lists the values a key allows, for the keys that take one of a
+// few words.
+var keyValues = map[string][]string{
+	"level":   {"MUST", "SHOULD", "policy"},
+	"profile": {"strict"},
+	"sink":    {"yes"},
 }

@@ -14,6 +14,9 @@ type Failure struct {
 	Line int
 	Want string
 	Got  string
+	// Sent is the last write the client made before the step, quoted
+	// and shortened, for reports that say what was sent.
+	Sent string
 }
 
 func (f *Failure) Error() string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,8 +22,16 @@ func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.Name, e.Line,
 // Parse parses a transcript. name is used in errors and becomes
 // Transcript.Name. Files use LF line ends; a CR anywhere is an error, so
 // that an editor's CRLF cannot change what a C: line sends.
+//
+// Placeholders (see [Vars]) take the in-process runner's values,
+// [DefaultVars]; ParseVars gives others.
 func Parse(name string, data []byte) (*Transcript, error) {
-	p := &parser{t: &Transcript{Name: name}}
+	return ParseVars(name, data, DefaultVars)
+}
+
+// ParseVars parses a transcript with the placeholders set to vars.
+func ParseVars(name string, data []byte, vars Vars) (*Transcript, error) {
+	p := &parser{t: &Transcript{Name: name}, vars: vars}
 	if err := p.parse(data); err != nil {
 		return nil, err
 	}
@@ -31,6 +40,7 @@ func Parse(name string, data []byte) (*Transcript, error) {
 
 type parser struct {
 	t    *Transcript
+	vars Vars
 	line int
 	// part is where the parser is: 0 before ref:, 1 in the header, 2 in
 	// the session, 3 in a delivery section.
@@ -160,7 +170,11 @@ func (p *parser) headerLine(l string) error {
 	if _, known := Keys[key]; !known {
 		return p.errorf("unknown header key %q", key)
 	}
-	p.t.Header = append(p.t.Header, Field{Key: key, Value: strings.TrimSpace(value), Line: p.line})
+	value = strings.TrimSpace(value)
+	if allowed, ok := keyValues[key]; ok && !slices.Contains(allowed, value) {
+		return p.errorf("%s: wants one of %s, got %q", key, strings.Join(allowed, ", "), value)
+	}
+	p.t.Header = append(p.t.Header, Field{Key: key, Value: value, Line: p.line})
 	return nil
 }
 
@@ -177,7 +191,11 @@ func (p *parser) sessionLine(count int, l string) error {
 	}
 	switch prefix {
 	case "C:":
-		add(Step{Kind: Send, Data: []byte(textAfter(l) + "\r\n")})
+		text, err := p.expand(textAfter(l), false)
+		if err != nil {
+			return err
+		}
+		add(Step{Kind: Send, Data: []byte(text + "\r\n")})
 		return nil
 	case "C!":
 		b, err := p.bytesExpr(strings.TrimSpace(l[2:]))
@@ -190,7 +208,11 @@ func (p *parser) sessionLine(count int, l string) error {
 		add(Step{Kind: Send, Data: b})
 		return nil
 	case "S:":
-		lp, err := p.linePattern(textAfter(l))
+		text, err := p.expand(textAfter(l), true)
+		if err != nil {
+			return err
+		}
+		lp, err := p.linePattern(text)
 		if err != nil {
 			return err
 		}
@@ -209,7 +231,11 @@ func (p *parser) sessionLine(count int, l string) error {
 		add(Step{Kind: Expect, Reply: ReplyPattern{Lines: []LinePattern{lp}}})
 		return nil
 	case "S+", "S-":
-		re, err := regexp.Compile("^(?:" + textAfter(l) + ")$")
+		text, err := p.expand(textAfter(l), true)
+		if err != nil {
+			return err
+		}
+		re, err := regexp.Compile("^(?:" + text + ")$")
 		if err != nil {
 			return p.errorf("bad pattern: %v", err)
 		}
@@ -298,6 +324,9 @@ func (p *parser) bytesExpr(s string) ([]byte, error) {
 			return nil, p.errorf("want a Go double-quoted or backquoted string, got %q", s)
 		}
 		v, _ := strconv.Unquote(q)
+		if v, err = p.expand(v, false); err != nil {
+			return nil, err
+		}
 		s = strings.TrimLeft(s[len(q):], " ")
 		n := 1
 		if rest, ok := strings.CutPrefix(s, "*"); ok {
@@ -375,6 +404,11 @@ func (p *parser) deliveryLine(l string) error {
 		prefix, value = l[:2], l[2:]
 	}
 	value = strings.TrimPrefix(value, " ")
+	if prefix != "D!" { // D! strings are expanded after unquoting
+		if value, err = p.expand(value, prefix == "D~"); err != nil {
+			return err
+		}
+	}
 	if count != 1 && prefix != "rcpt" && prefix != "D" && prefix != "D!" {
 		return p.errorf("a repeat count works on rcpt:, D: and D! lines only")
 	}

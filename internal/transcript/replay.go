@@ -32,6 +32,14 @@ type Options struct {
 	// event; it must not wait for the shutdown to end. Nil fails any case
 	// that shuts the server down.
 	Shutdown func()
+
+	// Quit ends the session with QUIT once the steps are done, after a
+	// failure too, on the connection as it then is (inside TLS when the
+	// case started it), and waits briefly for the reply or the close.
+	// For servers on the network, which must not be left holding a
+	// session. If the server is reading message data, QUIT is data and
+	// the message is abandoned, never completed.
+	Quit bool
 }
 
 // Replay runs t's session over conn: it sends the client's bytes, reads and
@@ -43,7 +51,24 @@ func Replay(conn net.Conn, t *Transcript, opt Options) error {
 	if r.opt.ReplyTimeout == 0 {
 		r.opt.ReplyTimeout = 10 * time.Second
 	}
-	return r.run()
+	err := r.run()
+	if opt.Quit && !r.closed {
+		r.quit()
+	}
+	return err
+}
+
+// quit sends QUIT and reads until the server closes or two seconds pass.
+// Errors do not matter here: the server may have closed already.
+func (r *replayer) quit() {
+	r.pending = append(r.pending[:0], "QUIT\r\n"...)
+	r.werr = nil
+	r.flush()
+	if r.werr != nil {
+		return
+	}
+	r.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	io.Copy(io.Discard, r.br)
 }
 
 type replayer struct {
@@ -53,6 +78,7 @@ type replayer struct {
 	opt     Options
 	pending []byte
 	werr    error    // the last write error, reported with what follows it
+	sent    []byte   // the last write, for the failure report
 	last    []string // the last reply read
 	closed  bool     // the client closed the connection
 }
@@ -61,7 +87,7 @@ func (r *replayer) fail(s Step, want, got string) error {
 	if r.werr != nil {
 		got += " (after a failed write: " + r.werr.Error() + ")"
 	}
-	return &Failure{Name: r.t.Name, Line: s.Line, Want: want, Got: got}
+	return &Failure{Name: r.t.Name, Line: s.Line, Want: want, Got: got, Sent: shorten(r.sent)}
 }
 
 // flush writes the queued client bytes in one write. A write error is kept:
@@ -75,6 +101,7 @@ func (r *replayer) flush() {
 	if _, err := r.conn.Write(r.pending); err != nil && r.werr == nil {
 		r.werr = err
 	}
+	r.sent = append(r.sent[:0], r.pending...)
 	r.pending = r.pending[:0]
 }
 
@@ -195,6 +222,15 @@ func (r *replayer) startTLS(s Step) error {
 	r.conn = tc
 	r.br = bufio.NewReader(tc)
 	return nil
+}
+
+// shorten quotes b for a report, keeping its start and end when long.
+func shorten(b []byte) string {
+	const keep = 160
+	if len(b) <= 2*keep {
+		return fmt.Sprintf("%q", b)
+	}
+	return fmt.Sprintf("%q ... (%d bytes) ... %q", b[:keep], len(b)-2*keep, b[len(b)-keep:])
 }
 
 func isTimeout(err error) bool {

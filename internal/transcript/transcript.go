@@ -36,6 +36,9 @@ type Transcript struct {
 	// Deliveries are the messages the handler must have received, in
 	// order. Empty means no message may be delivered.
 	Deliveries []Delivery
+
+	// Uses says which placeholders the file writes (see [Vars]).
+	Uses Uses
 }
 
 // Field is one header line.
