@@ -45,6 +45,9 @@ func (rp ReplyPattern) String() string {
 	for _, l := range rp.Lines {
 		lines = append(lines, l.String())
 	}
+	if rp.OrClosed {
+		return fmt.Sprintf("%q or the connection closed", lines)
+	}
 	return fmt.Sprintf("%q", lines)
 }
 

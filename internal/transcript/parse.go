@@ -216,6 +216,9 @@ func (p *parser) sessionLine(count int, l string) error {
 		if err != nil {
 			return err
 		}
+		if lp.orClosed && (len(lp.Codes) == 0 || lp.More || count != 1) {
+			return p.errorf("closed is an alternative to a one-line reply: S: 5xx|closed")
+		}
 		// A continuation line opens a reply that the following S: lines
 		// complete; they fold into one Expect step.
 		if n := len(p.t.Steps); n > 0 && p.t.Steps[n-1].Kind == Expect {
@@ -228,7 +231,7 @@ func (p *parser) sessionLine(count int, l string) error {
 				return nil
 			}
 		}
-		add(Step{Kind: Expect, Reply: ReplyPattern{Lines: []LinePattern{lp}}})
+		add(Step{Kind: Expect, Reply: ReplyPattern{Lines: []LinePattern{lp}, OrClosed: lp.orClosed}})
 		return nil
 	case "S+", "S-":
 		text, err := p.expand(textAfter(l), true)
@@ -368,6 +371,10 @@ func (p *parser) linePattern(s string) (LinePattern, error) {
 		i = len(s)
 	}
 	for _, c := range strings.Split(s[:i], "|") {
+		if c == "closed" {
+			lp.orClosed = true
+			continue
+		}
 		if !codeRe.MatchString(c) {
 			return lp, p.errorf("bad reply code %q (want three digits, x for any, alternatives joined by |)", c)
 		}

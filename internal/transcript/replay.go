@@ -81,6 +81,7 @@ type replayer struct {
 	sent    []byte   // the last write, for the failure report
 	last    []string // the last reply read
 	closed  bool     // the client closed the connection
+	ended   bool     // the server closed where the case allows it (OrClosed)
 }
 
 func (r *replayer) fail(s Step, want, got string) error {
@@ -109,6 +110,9 @@ func (r *replayer) run() error {
 	for _, s := range r.t.Steps {
 		if err := r.step(s); err != nil {
 			return err
+		}
+		if r.ended {
+			return nil
 		}
 	}
 	r.flush()
@@ -146,6 +150,10 @@ func (r *replayer) step(s Step) error {
 	case Expect:
 		r.flush()
 		reply, err := r.readReply()
+		if err == errClosed && s.Reply.OrClosed {
+			r.ended = true
+			return nil
+		}
 		if err != nil {
 			return r.fail(s, "reply "+s.Reply.String(), err.Error())
 		}
@@ -233,6 +241,10 @@ func shorten(b []byte) string {
 	return fmt.Sprintf("%q ... (%d bytes) ... %q", b[:keep], len(b)-2*keep, b[len(b)-keep:])
 }
 
+// errClosed is readReply's error when the server closed the connection
+// where a reply should have begun.
+var errClosed = errors.New("the connection closed")
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
@@ -250,7 +262,7 @@ func (r *replayer) readReply() ([]string, error) {
 			case isTimeout(err):
 				err = fmt.Errorf("no reply within %v", r.opt.ReplyTimeout)
 			case err == io.EOF || errors.Is(err, syscall.ECONNRESET):
-				err = errors.New("the connection closed")
+				err = errClosed
 			}
 			if line != "" || lines != nil {
 				err = fmt.Errorf("%q, then %v", append(lines, line), err)

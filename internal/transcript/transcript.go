@@ -112,6 +112,11 @@ type Step struct {
 // code must match on every line, the enhanced code and text on the last.
 type ReplyPattern struct {
 	Lines []LinePattern
+	// OrClosed accepts, instead of a reply, the server closing the
+	// connection ("S: 503|closed"): RFC 5321 7.8 lets a server that
+	// detects an attack hang up after refusing it. The session then ends
+	// there, and the steps after it do not run.
+	OrClosed bool
 }
 
 // LinePattern matches one reply line.
@@ -130,6 +135,8 @@ type LinePattern struct {
 	// Text, when not nil, must match the rest of the line: after the
 	// enhanced code when Enhanced is set, after the code otherwise.
 	Text *regexp.Regexp
+
+	orClosed bool // "closed" among the codes: see ReplyPattern.OrClosed
 }
 
 // Delivery is one message as the handler must have received it.

@@ -137,3 +137,38 @@ func TestReplayQuit(t *testing.T) {
 		t.Fatal("no QUIT after the failure")
 	}
 }
+
+// TestReplayOrClosed: "S: 503|closed" passes when the server hangs up
+// there (and the steps after it do not run), and a plain "S: 503" fails.
+func TestReplayOrClosed(t *testing.T) {
+	hangUp := func() net.Conn {
+		client, server := net.Pipe()
+		go func() {
+			defer server.Close()
+			br := bufio.NewReader(server)
+			server.Write([]byte("220 hi\r\n"))
+			br.ReadString('\n')
+			server.Write([]byte("550 bare LF\r\n"))
+		}()
+		return client
+	}
+	for src, pass := range map[string]bool{
+		"S: 220\nC! \"NOOP\\n\"\nS: 550\nC: RCPT TO:<x@y.example>\nS: 503|closed\nC: QUIT\nS: 221\n": true,
+		"S: 220\nC! \"NOOP\\n\"\nS: 550\nC: RCPT TO:<x@y.example>\nS: 503\n":                         false,
+		"S: 220\nC! \"NOOP\\n\"\nS: 550|closed\nS: 221\n":                                            false,
+	} {
+		tr, err := Parse("x.txt", []byte("# c.\nref: r\n"+src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = Replay(hangUp(), tr, Options{ReplyTimeout: 5 * time.Second})
+		if (err == nil) != pass {
+			t.Errorf("%q: %v, want pass %v", src, err, pass)
+		}
+	}
+	for _, bad := range []string{"S: closed\n", "S: 250|closed-\nS: 250 \n", "2* S: 250|closed\n"} {
+		if _, err := Parse("x.txt", []byte("# c.\nref: r\n"+bad)); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
