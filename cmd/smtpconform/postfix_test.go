@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // A private Postfix for tests: a real, widely deployed SMTP server to
@@ -40,12 +42,6 @@ type postfixInstance struct {
 	// cert is the certificate its smtpd serves, for a client that is to
 	// trust it.
 	cert tls.Certificate
-}
-
-// startPostfix starts a private Postfix (see newPostfix) and returns the
-// address of its SMTP server.
-func startPostfix(t *testing.T, hardened bool) (addr string) {
-	return newPostfix(t, hardened).addr
 }
 
 // newPostfix starts a private Postfix for the test's duration: the stock
@@ -320,7 +316,7 @@ func (p *postfixInstance) log() string {
 // here is Postfix's default: the point is to see how a stock Postfix
 // answers.
 func postfixMainCf(base string, hardened bool) string {
-	cf := `# Written by startPostfix (cmd/smtpconform/postfix_test.go) for one test.
+	cf := `# Written by newPostfix (cmd/smtpconform/postfix_test.go) for one test.
 # Everything not set here is Postfix's default.
 
 # The defaults of this compatibility level, without the warnings about
@@ -423,7 +419,7 @@ smtpd_helo_required = yes
 // relay, lmtp, local, virtual, the pipe examples) and pickup, which takes
 // mail submitted on this machine.
 func postfixMasterCf(addr string) string {
-	return `# Written by startPostfix (cmd/smtpconform/postfix_test.go) for one test.
+	return `# Written by newPostfix (cmd/smtpconform/postfix_test.go) for one test.
 # service type  private unpriv  chroot  wakeup  maxproc command + args
 # A plain smtpd on the test's port; no postscreen.
 ` + addr + ` inet n - n - - smtpd
