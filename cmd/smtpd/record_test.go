@@ -107,18 +107,35 @@ func TestRecord(t *testing.T) {
 		replay(t, ts[i], b)
 	}
 
+	// Each file says its level after ref:, and writes placeholders for the
+	// runner's addresses and for the marks of each message.
+	const level = "ref: recorded session; name the RFC section it exercises\nlevel: MUST\n"
+	envelope := []string{"FROM:<${from}>", "TO:<${rcpt}>", "mail: <${from}>", "rcpt: <${rcpt}>\n"}
 	want := []struct {
 		tls, auth, data string
 		header          []string
 		steps           []transcript.Kind // must occur, in order
+		file            []string          // in the file
 	}{
-		{"no", "", "Subject: one\r\n\r\n.starts with a dot\r\n", []string{"tls: starttls", "auth: user:********"}, nil},
-		{"yes", "alice", "Subject: two\r\n\r\nover TLS\r\n", []string{"tls: starttls", "auth: alice:********"}, []transcript.Kind{transcript.StartTLS}},
-		{"yes", "alice", "Subject: three\r\n\r\nimplicit TLS\r\n", []string{"tls: implicit", "auth: alice:********"}, nil},
-		{"no", "", "bare\nLF\r\r\n.\r\n", []string{"needs: BINARYMIME CHUNKING"}, []transcript.Kind{transcript.Close, transcript.Closed}},
+		{"no", "", "Subject: one\r\n\r\n.starts with a dot\r\n", []string{"tls: starttls", "auth: user:********"}, nil,
+			append([]string{"TO:<${rcpt2}>", "C: ${mark}Subject: ${tag}one\n", "rcpt: <${rcpt2}>\nD: ${mark}Subject: ${tag}one\n"}, envelope...)},
+		{"yes", "alice", "Subject: two\r\n\r\nover TLS\r\n", []string{"tls: starttls", "auth: alice:********"}, []transcript.Kind{transcript.StartTLS},
+			append([]string{"C: ${mark}Subject: ${tag}two\n", "D: ${mark}Subject: ${tag}two\n"}, envelope...)},
+		{"yes", "alice", "Subject: three\r\n\r\nimplicit TLS\r\n", []string{"tls: implicit", "auth: alice:********"}, nil,
+			append([]string{"C: ${mark}Subject: ${tag}three\n", "D: ${mark}Subject: ${tag}three\n"}, envelope...)},
+		{"no", "", "bare\nLF\r\r\n.\r\n", []string{"needs: BINARYMIME CHUNKING"}, []transcript.Kind{transcript.Close, transcript.Closed},
+			append([]string{"C: BDAT ${mark+10}\nC! \"${mark}bare\\nLF\\r\\r\\n\"\n", "C: BDAT 3 LAST\n", "D! \"${mark}bare\\nLF\\r\\r\\n\"\nD: .\n"}, envelope...)},
 	}
 	for i, w := range want {
 		tr := ts[i]
+		for _, s := range append([]string{level}, w.file...) {
+			if !strings.Contains(string(raw[i]), s) {
+				t.Errorf("%s: no %q in\n%s", tr.Name, s, raw[i])
+			}
+		}
+		if _, ok := tr.Get("sink"); ok {
+			t.Errorf("%s: sink: for the runner's own addresses", tr.Name)
+		}
 		for _, h := range w.header {
 			k, v, _ := strings.Cut(h, ": ")
 			if got, _ := tr.Get(k); got != v {

@@ -198,6 +198,8 @@ func TestFromRecording(t *testing.T) {
 	Write(&b, tr)
 	want := `# A recorded session.
 ref: recorded
+level: MUST
+sink: yes
 needs: PIPELINING
 
 S: 220
@@ -211,7 +213,7 @@ S: 250 2.1.0
 S: 250 2.1.5
 S: 550 5.1.1
 S: 354
-C: Hi
+C: ${mark}Hi
 C: ..dot
 C: .
 C: QUIT
@@ -222,7 +224,7 @@ S: 221 2.0.0
 hello: c
 mail: <a@x>
 rcpt: <b@y>
-D: Hi
+D: ${mark}Hi
 D: .dot
 `
 	if b.String() != want {
@@ -275,7 +277,7 @@ func TestFromRecordingMasked(t *testing.T) {
 	}
 	for _, want := range []string{"C: NOOP\nS: 220 2.0.0\nstarttls\n", "C: " + b64(WrongPassword) + "\nS: 535", "C: " + b64("pw") + "\nS: 235",
 		"needs: AUTH=LOGIN BINARYMIME CHUNKING PIPELINING\nauth: jane:pw\n", "tls: yes\nauth: jane\nmail: <a@x> BODY=BINARYMIME\n",
-		"rcpt: <c@y>\nD! \"a\\nb\\r\\n\"\n"} {
+		"C: BDAT ${mark+3}\nC! \"${mark}a\\nb\"\n", "rcpt: <c@y>\nD! \"${mark}a\\nb\\r\\n\"\n"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("no %q in\n%s", want, b.String())
 		}

@@ -53,8 +53,11 @@ const WrongPassword = "wrong-password"
 // text is the recorded server's own), a starttls event where TLS started,
 // and the deliveries the session implies: each message whose end got 250
 // (DATA, or BDAT chunks up to LAST), with the envelope of the MAIL and
-// RCPT commands that got 2yz. The header gets "needs:" for the
-// extensions the client used, and "auth:" when secrets are masked.
+// RCPT commands that got 2yz. The header gets "level: MUST" (a real
+// client's ordinary session must work end to end: RFC 5321's basic
+// transaction), "sink: yes" when the server accepted an address that no
+// placeholder stands for (see Write), "needs:" for the extensions the
+// client used, and "auth:" when secrets are masked.
 // Nothing is added for the timing of the recording: client bytes are
 // sent when the next reply is awaited, which is how a client that waits
 // for replies behaves.
@@ -119,6 +122,10 @@ func FromRecording(name string, chunks []Chunk, opt RecordOptions) *Transcript {
 	}
 	t.Steps = splitSends(t.Steps)
 
+	t.Header = append(t.Header, Field{Key: "level", Value: "MUST"})
+	if w.sink {
+		t.Header = append(t.Header, Field{Key: "sink", Value: "yes"})
+	}
 	if len(w.needs) > 0 {
 		var kw []string
 		for k := range w.needs {

@@ -2,35 +2,151 @@ package transcript
 
 // The walk through a recorded session that FromRecording makes to find
 // what the bytes alone do not say: which messages were delivered, where
-// the AUTH secrets are, which extensions the client used.
+// the AUTH secrets are, which extensions the client used. Write walks the
+// session again to find where the placeholders go.
 
 import (
 	"bytes"
 	"encoding/base64"
+	"sort"
 	"strconv"
 	"strings"
 )
 
 // walker replays the client's commands against the server's replies, one
 // reply per command in order (which pipelining keeps, RFC 2920 3.1), to
-// find the messages the server accepted, the AUTH secrets to mask and the
-// extensions the client used.
+// find the messages the server accepted, the AUTH secrets to mask, the
+// extensions the client used and the places for placeholders.
 type walker struct {
 	opt     RecordOptions
 	replies [][]string
 
-	hello string
-	cur   *Delivery
-	bdat  []byte // BDAT chunks of the current message so far
-	bad   bool   // a chunk of the current message was refused
-	tls   bool
-	auth  string // the AUTH identity, forgotten at STARTTLS (RFC 3207 4.2)
+	hello   string
+	cur     *Delivery
+	bdat    []byte // BDAT chunks of the current message so far
+	bad     bool   // a chunk of the current message was refused
+	chunked bool   // the current message has had its first BDAT chunk
+	marked  bool   // and that chunk got ${mark}
+	tls     bool
+	auth    string // the AUTH identity, forgotten at STARTTLS (RFC 3207 4.2)
 
 	out      []Delivery
+	outMarks []marks // for each delivery in out, the placeholders its message got
 	edits    []edit
 	commands []int    // where each command line starts in the client's bytes
 	users    []string // who authenticated, in order, once each
 	needs    map[string]bool
+
+	// places are the placeholders for the client's bytes, in order: an
+	// edit whose data is a placeholder's name, ${from} for the bytes of
+	// alice@example.org and so on, or ${mark} for no bytes.
+	places []edit
+	// sink: an accepted MAIL or RCPT named an address that no
+	// placeholder stands for.
+	sink bool
+}
+
+// marks says which placeholders a message got in the session: ${mark} at
+// its start, ${tag} in its Subject field.
+type marks struct{ mark, tag bool }
+
+// Placeholders stand for the in-process runner's addresses (DefaultVars)
+// wherever a recording names them; see conformance/testdata/README.md.
+const (
+	markPlaceholder = "${mark}"
+	tagPlaceholder  = "${tag}"
+)
+
+// addressPlaceholder returns the placeholder that stands for addr in the
+// in-process runner, "" when none does.
+func addressPlaceholder(addr string) string {
+	switch addr {
+	case "":
+		return ""
+	case DefaultVars.From:
+		return "${from}"
+	case DefaultVars.Rcpt:
+		return "${rcpt}"
+	case DefaultVars.Rcpt2:
+		return "${rcpt2}"
+	}
+	return ""
+}
+
+// pathAddress finds the mailbox of the first path in angle brackets in s
+// (a MAIL or RCPT command line, or a delivery's mail: or rcpt: value),
+// less a source route (RFC 5321 4.1.2), and returns it with its offset
+// in s; ok is false when s has no path.
+func pathAddress(s string) (addr string, off int, ok bool) {
+	i := strings.IndexByte(s, '<')
+	if i < 0 {
+		return "", 0, false
+	}
+	j := strings.IndexByte(s[i:], '>')
+	if j < 0 {
+		return "", 0, false
+	}
+	off, addr = i+1, s[i+1:i+j]
+	if strings.HasPrefix(addr, "@") {
+		if k := strings.IndexByte(addr, ':'); k >= 0 {
+			off, addr = off+k+1, addr[k+1:]
+		}
+	}
+	return addr, off, true
+}
+
+// placeAddress puts the placeholder for the address of the MAIL or RCPT
+// line l, which starts at start in the client's bytes, if one stands for
+// it; accepted says whether the server took it (2yz), and an accepted
+// address that no placeholder stands for makes the case need a sink.
+func (w *walker) placeAddress(start int, l string, accepted bool) {
+	_, arg, _ := strings.Cut(l, " ")
+	addr, off, ok := pathAddress(arg)
+	if !ok {
+		w.sink = w.sink || accepted // a path without brackets, taken as it was
+		return
+	}
+	off += len(l) - len(arg)
+	if ph := addressPlaceholder(addr); ph != "" {
+		w.places = append(w.places, edit{start + off, start + off + len(addr), []byte(ph)})
+	} else if accepted && addr != "" {
+		w.sink = true
+	}
+}
+
+// subjectText returns the offset in msg of the text of the first Subject
+// field in its header section (after "Subject:" and the blanks that
+// follow), or -1 when the header has none. dotStuffed: msg is the text
+// of DATA as sent (RFC 5321 4.5.2), whose lines may carry an extra dot.
+func subjectText(msg []byte, dotStuffed bool) int {
+	pos := 0
+	for {
+		i := bytes.Index(msg[pos:], []byte("\r\n"))
+		if i < 0 {
+			return -1
+		}
+		l, skip := msg[pos:pos+i], 0
+		if dotStuffed && bytes.HasPrefix(l, []byte(".")) {
+			l, skip = l[1:], 1
+		}
+		if len(l) == 0 {
+			return -1 // the end of the header section
+		}
+		if len(l) >= 8 && strings.EqualFold(string(l[:8]), "Subject:") {
+			k := 8
+			for k < len(l) && (l[k] == ' ' || l[k] == '\t') {
+				k++
+			}
+			return pos + skip + k
+		}
+		pos += i + 2
+	}
+}
+
+// sortedPlaces returns w.places in order of offset.
+func (w *walker) sortedPlaces() []edit {
+	sort.SliceStable(w.places, func(i, j int) bool { return w.places[i].start < w.places[j].start })
+	return w.places
 }
 
 // next returns the last line of the next reply, "" when there is none.
@@ -55,7 +171,7 @@ func (w *walker) walk(client []byte, epochs []int) {
 			end = epochs[i+1]
 		}
 		if i > 0 {
-			w.tls, w.auth, w.hello, w.cur = true, "", "", nil
+			w.tls, w.auth, w.hello, w.cur, w.chunked = true, "", "", nil, false
 		}
 		w.epoch(client[:end], start, i == 0)
 	}
@@ -93,10 +209,10 @@ func (w *walker) epoch(client []byte, pos int, first bool) {
 		switch verb {
 		case "HELO", "EHLO", "LHLO":
 			if ok {
-				w.hello, w.cur = arg, nil
+				w.hello, w.cur, w.chunked = arg, nil, false
 			}
 		case "RSET":
-			w.cur = nil
+			w.cur, w.chunked = nil, false
 		case "STARTTLS":
 			if strings.HasPrefix(reply, "220") {
 				return
@@ -109,36 +225,69 @@ func (w *walker) epoch(client []byte, pos int, first bool) {
 				}
 				w.cur, w.bdat, w.bad = d, nil, false
 			}
+			w.chunked = false
+			w.placeAddress(start, l, ok)
 			w.paramNeeds(arg)
 		case "RCPT":
 			if ok && w.cur != nil {
 				w.cur.Rcpts = append(w.cur.Rcpts, pathArg(arg, "TO:"))
 			}
+			w.placeAddress(start, l, ok)
 			w.paramNeeds(arg)
 		case "DATA":
 			if !strings.HasPrefix(reply, "354") {
 				continue
 			}
-			var data []byte
+			// The message is client[pos:end], up to the CRLF before the
+			// lone dot; all that is left when the client went away in
+			// the middle.
+			end, complete := len(client), true
 			if bytes.HasPrefix(client[pos:], []byte(".\r\n")) {
-				pos += 3
+				end = pos
+			} else if i := bytes.Index(client[pos:], []byte("\r\n.\r\n")); i >= 0 {
+				end = pos + i + 2
 			} else {
-				i := bytes.Index(client[pos:], []byte("\r\n.\r\n"))
-				if i < 0 {
-					return // the client went away in the middle
-				}
-				data = unstuff(client[pos : pos+i+2])
-				pos += i + 5
+				complete = false
 			}
-			w.end(data)
+			m := marks{}
+			if pos < len(client) {
+				m = marks{mark: true}
+				w.places = append(w.places, edit{pos, pos, []byte(markPlaceholder)})
+				if k := subjectText(client[pos:end], true); k >= 0 {
+					m.tag = true
+					w.places = append(w.places, edit{pos + k, pos + k, []byte(tagPlaceholder)})
+				}
+			}
+			if !complete {
+				return
+			}
+			data := unstuff(client[pos:end])
+			pos = end + 3
+			w.end(data, m)
 		case "BDAT":
 			// RFC 3030 2: the chunk follows the command line at once,
 			// whatever the reply.
 			w.needs["CHUNKING"] = true
 			size, last, _ := strings.Cut(arg, " ")
 			n, err := strconv.Atoi(size)
-			if err != nil || n < 0 || pos+n > len(client) {
-				return // the server closes the connection, or the client went away
+			if err != nil || n < 0 {
+				return // the server closes the connection
+			}
+			if !w.chunked {
+				// The first chunk of a message starts with ${mark}, and
+				// its size counts it: ${mark+N}. A size not written as
+				// plain decimal (+3, 03) is kept as sent and the message
+				// left unmarked, since ${mark+N} would expand to other
+				// bytes. No placeholder counts ${tag} in a size, so a
+				// message in chunks gets no tag.
+				w.chunked, w.marked = true, size == strconv.Itoa(n)
+				if w.marked {
+					w.places = append(w.places, edit{start + 5, start + 5 + len(size), []byte("${mark+" + size + "}")},
+						edit{pos, pos, []byte(markPlaceholder)})
+				}
+			}
+			if pos+n > len(client) {
+				return // the client went away
 			}
 			chunk := client[pos : pos+n]
 			pos += n
@@ -155,7 +304,7 @@ func (w *walker) epoch(client []byte, pos int, first bool) {
 			if w.bad {
 				w.cur = nil
 			}
-			w.end(data)
+			w.end(data, marks{mark: w.marked})
 		case "AUTH":
 			pos = w.authExchange(client, start, pos, arg, reply)
 		}
@@ -163,8 +312,9 @@ func (w *walker) epoch(client []byte, pos int, first bool) {
 }
 
 // end takes the replies to the end of a message (one per accepted
-// recipient with LMTP) and records the delivery if one of them is 250.
-func (w *walker) end(data []byte) {
+// recipient with LMTP) and records the delivery if one of them is 250;
+// m says which placeholders the message got in the session.
+func (w *walker) end(data []byte, m marks) {
 	n := 1
 	if w.opt.LMTP && w.cur != nil && len(w.cur.Rcpts) > 1 {
 		n = len(w.cur.Rcpts)
@@ -178,8 +328,9 @@ func (w *walker) end(data []byte) {
 	if accepted && w.cur != nil {
 		w.cur.Data = []DataPart{{Exact: data}}
 		w.out = append(w.out, *w.cur)
+		w.outMarks = append(w.outMarks, m)
 	}
-	w.cur, w.bdat, w.bad = nil, nil, false
+	w.cur, w.bdat, w.bad, w.chunked = nil, nil, false, false
 }
 
 // unstuff undoes dot-stuffing (RFC 5321 4.5.2) in content that ends with CRLF.
