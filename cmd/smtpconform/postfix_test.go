@@ -697,25 +697,42 @@ func TestPostfixConformance(t *testing.T) {
 				t.Errorf("%d passed: not a real run", rep.Passed)
 			}
 			if hardened {
+				// Postfix 3.7 takes a non-ASCII address in MAIL
+				// without the SMTPUTF8 parameter, where RFC 5321
+				// 4.1.2 says such a command MUST be refused with 501;
+				// no setting changes that (smtputf8_enable = no
+				// included). These are real deviations, and the only
+				// MUST failures the hardened settings leave.
+				known := map[string]bool{"mail_non_ascii": true, "smtputf8_mail_without": true}
 				for n := range must {
-					t.Errorf("hardened Postfix fails the MUST case %s", n)
+					if !known[n] {
+						t.Errorf("hardened Postfix fails the MUST case %s", n)
+					}
 				}
 				return
 			}
-			for _, n := range []string{"smuggling_lf_dot_lf", "command_bare_lf"} {
+			for _, n := range []string{"smuggling_lf_dot_lf", "smuggling_crlf_dot_lf", "command_bare_lf"} {
 				if !must[n] {
 					t.Errorf("default Postfix: %s not reported as a MUST failure", n)
 				}
 			}
-			// Every message Postfix accepted (and discarded) is marked:
-			// its log names each one's Message-ID... which the cases do not
-			// set; the header check is TestSafeByDefault's. Here: the
-			// messages were sent to the given addresses only.
+			// What Postfix delivered (to discard) went to the addresses
+			// the run was given only: the -rcpt addresses, and
+			// -mail-from for the delivery notifications the DSN cases
+			// ask for (NOTIFY=SUCCESS). That each message is marked is
+			// TestSafeByDefault's check.
+			given := map[string]bool{"bob@example.net": true, "carol@example.net": true, "alice@example.org": true}
+			delivered := 0
 			for _, line := range strings.Split(p.log(), "\n") {
-				if m := regexp.MustCompile(`discard\[\d+\]: \w+: to=<([^>]*)>`).FindStringSubmatch(line); m != nil &&
-					m[1] != "bob@example.net" && m[1] != "carol@example.net" {
-					t.Errorf("a message went to %s, not to a -rcpt address", m[1])
+				if m := regexp.MustCompile(`discard\[\d+\]: \w+: to=<([^>]*)>`).FindStringSubmatch(line); m != nil {
+					delivered++
+					if !given[m[1]] {
+						t.Errorf("a message went to %s, not to an address the run was given", m[1])
+					}
 				}
+			}
+			if delivered == 0 {
+				t.Error("Postfix logged no delivery: the -deliver cases did not run")
 			}
 		})
 	}

@@ -22,6 +22,8 @@ import (
 //	            every message a case sends starts with it
 //	${tag}      a prefix for the Subject field's text
 //	${mark+N}   the length of ${mark} plus N, in decimal: a BDAT size
+//	${mark+tag+N}  the lengths of ${mark} and ${tag} plus N: the size of
+//	            a BDAT chunk that holds both
 //	${user}, ${password}       an account the target accepts (AUTH)
 //	${user64}, ${password64}   the same, base64-encoded (AUTH LOGIN)
 //	${plain}    base64 of NUL user NUL password (AUTH PLAIN, RFC 4616)
@@ -124,12 +126,16 @@ func (p *parser) value(name string) (string, error) {
 			"plain": b64([]byte("\x00" + v.User + "\x00" + v.Password)),
 		}[name], nil
 	}
-	if n, ok := strings.CutPrefix(name, "mark+"); ok {
+	if n, ok := strings.CutPrefix(name, "mark+tag+"); ok {
+		if k, err := strconv.Atoi(n); err == nil && k >= 0 {
+			return strconv.Itoa(len(v.mark(p.t.Name)) + len(v.tag()) + k), nil
+		}
+	} else if n, ok := strings.CutPrefix(name, "mark+"); ok {
 		if k, err := strconv.Atoi(n); err == nil && k >= 0 {
 			return strconv.Itoa(len(v.mark(p.t.Name)) + k), nil
 		}
 	}
-	return "", p.errorf("unknown placeholder ${%s} (want from, rcpt, rcpt2, refused, mark, tag, mark+N, user, password, user64, password64 or plain)", name)
+	return "", p.errorf("unknown placeholder ${%s} (want from, rcpt, rcpt2, refused, mark, tag, mark+N, mark+tag+N, user, password, user64, password64 or plain)", name)
 }
 
 // CheckAddress reports whether addr can stand for a placeholder: a

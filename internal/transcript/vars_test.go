@@ -2,6 +2,7 @@ package transcript
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -169,6 +170,21 @@ func TestReplayOrClosed(t *testing.T) {
 	for _, bad := range []string{"S: closed\n", "S: 250|closed-\nS: 250 \n", "2* S: 250|closed\n"} {
 		if _, err := Parse("x.txt", []byte("# c.\nref: r\n"+bad)); err == nil {
 			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func TestVarsMarkTag(t *testing.T) {
+	src := "# c.\nref: r\nC! \"BDAT ${mark+tag+3} LAST\\r\\n${mark}Subject: ${tag}x\\r\\n\"\n"
+	for _, v := range []Vars{DefaultVars, {Run: "R"}} {
+		tr, err := ParseVars("n.txt", []byte(src), v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := string(tr.Steps[0].Data)
+		head, chunk, _ := strings.Cut(data, "\r\n")
+		if want := fmt.Sprintf("BDAT %d LAST", 3+len(chunk)-len("Subject: x\r\n")); head != want {
+			t.Errorf("%q: want %q", data, want)
 		}
 	}
 }
