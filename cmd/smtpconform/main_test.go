@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/smtp"
@@ -215,6 +216,78 @@ func TestFindsFaults(t *testing.T) {
 	}
 	if rep.Failed == 0 {
 		t.Error("no case failed against the broken server")
+	}
+	checkReports(t, rep)
+}
+
+// checkReports: the three report formats say, for a failure, its level,
+// RFC section, what was sent, wanted and got; the JSON document has the
+// documented fields.
+func checkReports(t *testing.T, rep *report) {
+	var text, md, js strings.Builder
+	if err := rep.writeText(&text, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\nFAIL MUST smuggling_lf_dot_lf (RFC 5321 4.1.1.4", "\n  sent:   \"", "\n  want:   reply", "\n  got:    [", "\nMUST   "} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+	if err := rep.writeMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| level | passed | failed | skipped |", "\n### MUST failures (", "\n| `smuggling_lf_dot_lf` | RFC 5321 4.1.1.4"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("Markdown report lacks %q:\n%s", want, md.String())
+		}
+	}
+	if err := rep.writeJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Target string `json:"target"`
+		Cases  []struct {
+			Name, Level, RFC, Result, Want, Got, Reason string
+			DurationMS                                  *int64 `json:"duration_ms"`
+		} `json:"cases"`
+		Passed, Failed, Skipped *int
+		Levels                  map[string]struct{ Passed, Failed, Skipped int }
+	}
+	if err := json.Unmarshal([]byte(js.String()), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Target != rep.Target || doc.Passed == nil || doc.Failed == nil || doc.Skipped == nil ||
+		*doc.Failed != rep.Failed || doc.Levels["MUST"].Failed == 0 || len(doc.Cases) != len(rep.Cases) {
+		t.Errorf("JSON document: %+v", doc)
+	}
+	for _, c := range doc.Cases {
+		ok := c.Name != "" && c.DurationMS != nil && (c.Level == "MUST" || c.Level == "SHOULD" || c.Level == "policy") && c.RFC != ""
+		switch c.Result {
+		case "fail":
+			ok = ok && c.Want != "" && c.Got != "" && c.Reason != ""
+		case "skip":
+			ok = ok && c.Reason != ""
+		case "pass":
+		default:
+			ok = false
+		}
+		if !ok {
+			t.Errorf("JSON case %+v", c)
+		}
+	}
+}
+
+// TestShow: -show prints the case as written, placeholders and all.
+func TestShow(t *testing.T) {
+	var b strings.Builder
+	if err := showCase(&b, "smuggling_lf_dot_lf"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(b.String(), "# <LF>.<LF> does not end the data") || !strings.Contains(b.String(), "MAIL FROM:<${from}>") {
+		t.Errorf("-show printed:\n%s", b.String())
+	}
+	if err := showCase(&b, "no_such_case"); err == nil {
+		t.Error("-show of an unknown case gave no error")
 	}
 }
 

@@ -127,7 +127,9 @@ func recordedClients(dir string) []recordedClient {
 		version: func(t *testing.T) string {
 			return "Postfix " + versionOf(t, "/usr/sbin/postconf", "-h mail_version", "") + " smtp-source"
 		},
-		run: cmd("/usr/sbin/smtp-source", "-m", "1", "-c", "127.0.0.1:PORT"),
+		// The suite's addresses, so that the recording runs against any
+		// server (smtp-source's own are foo@ its host name).
+		run: cmd("/usr/sbin/smtp-source", "-m", "1", "-c", "-f", "alice@example.org", "-t", "bob@example.net", "127.0.0.1:PORT"),
 	}}
 }
 

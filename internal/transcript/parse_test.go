@@ -22,11 +22,11 @@ S- STARTTLS
 C: MAIL FROM:<a@example.org> BODY=8BITMIME
 2* C: RCPT TO:<b@example.org>
 C: DATA
-S: 250 2.1.0
+S: 250 2.x.x
 2* S: 250|251 2.1.x
 S: 354
 C! "x\n" * 2 + ".\r\n"
-S: 550 5.5.2 Bare
+S: 550 5.x.x Bare
 segment
 pause 10ms
 silent for 10ms
@@ -209,16 +209,15 @@ C: MAIL FROM:<a@x>
 C: RCPT TO:<b@y>
 C: RCPT TO:<c@y>
 C: DATA
-S: 250 2.1.0
-S: 250 2.1.5
-S: 550 5.1.1
+2* S: 250 2.x.x
+S: 550 5.x.x
 S: 354
 C: ${mark}Hi
 C: ..dot
 C: .
 C: QUIT
-S: 250 2.0.0
-S: 221 2.0.0
+S: 250 2.x.x
+S: 221 2.x.x
 
 == delivery
 hello: c
@@ -275,7 +274,7 @@ func TestFromRecordingMasked(t *testing.T) {
 			t.Errorf("the transcript holds %q:\n%s", secret, b.String())
 		}
 	}
-	for _, want := range []string{"C: NOOP\nS: 220 2.0.0\nstarttls\n", "C: " + b64(WrongPassword) + "\nS: 535", "C: " + b64("pw") + "\nS: 235",
+	for _, want := range []string{"C: NOOP\nS: 220 2.x.x\nstarttls\n", "C: " + b64(WrongPassword) + "\nS: 535", "C: " + b64("pw") + "\nS: 235",
 		"needs: AUTH=LOGIN BINARYMIME CHUNKING PIPELINING\nauth: jane:pw\n", "tls: yes\nauth: jane\nmail: <a@x> BODY=BINARYMIME\n",
 		"C: BDAT ${mark+3}\nC! \"${mark}a\\nb\"\n", "rcpt: <c@y>\nD! \"${mark}a\\nb\\r\\n\"\n"} {
 		if !strings.Contains(b.String(), want) {

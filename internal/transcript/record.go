@@ -49,8 +49,9 @@ const WrongPassword = "wrong-password"
 
 // FromRecording makes a transcript of a recorded session, for Write: the
 // client's bytes exactly (C: and C! lines; AUTH secrets masked if opt
-// says so), each server reply as its code and enhanced code only (its
-// text is the recorded server's own), a starttls event where TLS started,
+// says so), each server reply as its code and the class of its enhanced
+// code only (its text and the rest of its enhanced code are the recorded
+// server's own), a starttls event where TLS started,
 // and the deliveries the session implies: each message whose end got 250
 // (DATA, or BDAT chunks up to LAST), with the envelope of the MAIL and
 // RCPT commands that got 2yz. The header gets "level: MUST" (a real
@@ -231,8 +232,11 @@ func replyPatternOf(reply []string) ReplyPattern {
 		lp.Codes[0] = "xxx"
 	}
 	if len(last) > 4 {
+		// Only the class: the subject and detail the recording server
+		// chose (2.1.0 after MAIL, 2.1.5 after RCPT) are its own, and
+		// RFC 3463 lets another server choose otherwise.
 		if m := replyEnhancedRe.FindString(last[4:]); m != "" {
-			lp.Enhanced = strings.TrimSpace(m)
+			lp.Enhanced = strings.TrimSpace(m)[:1] + ".x.x"
 		}
 	}
 	return ReplyPattern{Lines: []LinePattern{lp}}
