@@ -56,7 +56,7 @@
 // the report type in report.go. The exit status is 1 when a case failed,
 // 2 for bad flags or a target that cannot be probed.
 //
-// Cases run -parallel at a time (default 4), each on its own connection
+// Cases run -parallel at a time (default 8), each on its own connection
 // and bounded by -case-timeout, so that a server with greeting delays or
 // error tarpits is checked in minutes.
 //
@@ -111,7 +111,7 @@ func main() {
 	reportFmt := flag.String("report", "text", "report `format`: text, md or json")
 	jsonOut := flag.Bool("json", false, "the same as -report json")
 	verbose := flag.Bool("v", false, "list every case in the text report, not only failures")
-	parallel := flag.Int("parallel", 4, "replay `N` cases at a time")
+	parallel := flag.Int("parallel", 8, "replay `N` cases at a time")
 	timeout := flag.Duration("timeout", 10*time.Second, "how long to wait for each reply")
 	caseTimeout := flag.Duration("case-timeout", time.Minute, "how long one case may take")
 	record := flag.Bool("record", false, "run the recording proxy instead of replaying")
