@@ -68,9 +68,9 @@ func configure(srv *smtpd.Server, rec *Recorder, f transcript.Field) error {
 		return err
 	}
 	switch f.Key {
-	case "needs":
+	case "needs", "level", "profile", "sink":
 		// For remote runs; the in-process server offers every extension
-		// the suite has cases for.
+		// the suite has cases for, takes every profile and is a sink.
 	case "hostname":
 		srv.Hostname = v
 	case "banner":

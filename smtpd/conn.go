@@ -45,6 +45,7 @@ type conn struct {
 	errors       int       // syntax and sequence errors so far (Server.MaxErrors)
 	dr           dataReader
 	chunks       *chunkReader // the message being sent with BDAT, nil otherwise
+	msgDeadline  time.Time    // the current message must have arrived by then (MessageTimeout)
 	msg          messageReader
 
 	// mu guards idle and closed, which Shutdown reads from its goroutine.
@@ -169,13 +170,21 @@ func (c *conn) greet() bool {
 
 // readCommand reads one command line, within CommandTimeout, and returns it
 // without its CRLF; see readLine. idle says whether Shutdown may end the
-// session while it waits: not between the chunks of a message.
+// session while it waits: not between the chunks of a message, where the
+// message's deadline (MessageTimeout) holds as well.
 func (c *conn) readCommand(idle bool) (line []byte, bad *Reply, err error) {
 	timeout := orDefault(c.srv.CommandTimeout, defaultCommandTimeout)
 	if c.state == stateRefused {
 		timeout = min(timeout, refusedTimeout)
+		if timeout == 0 {
+			timeout = refusedTimeout // CommandTimeout says no limit; a refused client has one
+		}
 	}
-	c.in.setDeadline(time.Now().Add(timeout), 0, idle)
+	deadline := deadlineIn(timeout)
+	if !idle {
+		deadline = earlier(deadline, c.msgDeadline)
+	}
+	c.in.setDeadline(deadline, 0, idle)
 	// AUTH with an initial response may be longer than other commands
 	// (RFC 4954 4).
 	limit := orDefault(c.srv.MaxCommandLength, defaultMaxCommand)
@@ -235,6 +244,23 @@ func (c *conn) readLine(limit int) (line []byte, bad *Reply, err error) {
 		}
 		return line, nil, nil
 	}
+}
+
+// deadlineIn returns the time d from now, or the zero time, no deadline, when d
+// is zero: orDefault turns a negative timeout ("no limit") into zero.
+func deadlineIn(d time.Duration) time.Time {
+	if d == 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
+}
+
+// earlier returns the earlier of two deadlines, the zero time meaning none.
+func earlier(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
 }
 
 func orReply(r, def *Reply) *Reply {
@@ -402,7 +428,7 @@ func (c *conn) flush() error {
 	if c.bw.Buffered() == 0 {
 		return nil
 	}
-	c.stream.SetWriteDeadline(time.Now().Add(orDefault(c.srv.CommandTimeout, defaultCommandTimeout)))
+	c.stream.SetWriteDeadline(deadlineIn(orDefault(c.srv.CommandTimeout, defaultCommandTimeout)))
 	return c.bw.Flush()
 }
 
@@ -509,9 +535,7 @@ func (r *connReader) Read(p []byte) (int, error) {
 	}
 	d := r.deadline
 	if r.perRead > 0 {
-		if t := time.Now().Add(r.perRead); t.Before(d) {
-			d = t
-		}
+		d = earlier(d, time.Now().Add(r.perRead))
 	}
 	if !d.Equal(r.set) {
 		c.stream.SetReadDeadline(d)

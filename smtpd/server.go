@@ -133,13 +133,21 @@ type Server struct {
 	DataTimeout time.Duration
 
 	// MessageTimeout limits the whole transfer of one message, from 354 to
-	// the final ".", so that a client sending a byte every few minutes is
-	// cut off. Zero means 30 minutes.
+	// the final ".", or from the first BDAT chunk to the end of the last,
+	// commands between chunks included, so that a client sending a byte
+	// (or a chunk) every few minutes is cut off. Zero means 30 minutes.
 	MessageTimeout time.Duration
 
-	// DeliveryTimeout is how long after the final "." the Handler's
-	// context stays alive; then it is cancelled. Zero means 10 minutes,
-	// the time a client waits for the reply (RFC 5321 4.5.3.2.6).
+	// DeliveryTimeout is how long after the end of each message (the
+	// final "." or the last BDAT chunk) the Handler's context stays alive;
+	// then it is cancelled, and a Handler that returns the context's error
+	// has the client answered "451 4.3.0", a temporary failure it retries.
+	// Zero means 5 minutes: a client waits 10 minutes for that reply
+	// (RFC 5321 4.5.3.2.6), and the server must answer well before the
+	// client gives up, or the client may send again a message that was
+	// stored ("multiple copies", 4.5.3.2.6). A Handler that returns nil
+	// after its context ended has still taken the message: the client
+	// gets 250.
 	DeliveryTimeout time.Duration
 
 	// TLSConfig enables STARTTLS (RFC 3207) when set: it is offered in
@@ -248,7 +256,7 @@ const (
 	defaultCommandTimeout  = 5 * time.Minute
 	defaultDataTimeout     = 3 * time.Minute
 	defaultMessageTimeout  = 30 * time.Minute
-	defaultDeliveryTimeout = 10 * time.Minute
+	defaultDeliveryTimeout = 5 * time.Minute
 	defaultTLSHandshake    = 30 * time.Second
 	defaultMaxAuthFailures = 3
 
