@@ -48,17 +48,17 @@ type conn struct {
 	msgDeadline  time.Time    // the current message must have arrived by then (MessageTimeout)
 	msg          messageReader
 
-	// mu guards idle and closed, which Shutdown reads from its goroutine.
+	// mu guards idle and woken, which Shutdown uses from its goroutine.
 	mu sync.Mutex
 	// idle: the session is blocked reading a command and has written all
-	// its replies, so Shutdown may answer 421 for it.
+	// its replies, so Shutdown may end it.
 	idle bool
-	// closed: Shutdown sent 421 and closed rwc.
-	closed bool
+	// woken: Shutdown set a read deadline in the past to end the wait.
+	woken bool
 }
 
-// errShutdown ends a session that was about to wait for a command while the
-// server shuts down.
+// errShutdown ends a session that waits for a command while the server
+// shuts down; the session answers 421 (readFailed).
 var errShutdown = errors.New("smtpd: server shutting down")
 
 // Buffers are reused across connections: a server that takes one message per
@@ -285,9 +285,12 @@ func (c *conn) readFailed(err error) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, errShutdown):
-		c.replyAndClose(replyShuttingDown)
-	case errors.Is(err, errClosedByShutdown):
-		// Shutdown has answered for the session.
+		// Within a short deadline: a client that does not read must not
+		// keep Shutdown waiting.
+		c.reply(replyShuttingDown)
+		c.stream.SetWriteDeadline(time.Now().Add(shutdownReplyTimeout))
+		c.bw.Flush()
+		c.state = stateDone
 	case errors.As(err, &ne) && ne.Timeout():
 		c.logInfo("session timed out")
 		c.replyAndClose(replyTimeout)
@@ -435,9 +438,6 @@ func (c *conn) flush() error {
 // end closes the connection and returns the buffers.
 func (c *conn) end() {
 	c.flush()
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
 	c.rwc.Close()
 	c.cancel()
 	c.srv.trackConn(c, false)
@@ -449,22 +449,21 @@ func (c *conn) end() {
 	c.br, c.bw = nil, nil
 }
 
-// closeIfIdle is Shutdown's part: a session blocked waiting for a command
-// gets "421 4.3.2" and its connection is closed. The session's goroutine
-// then finds the connection closed and ends.
-func (c *conn) closeIfIdle() {
+// wakeIfIdle is Shutdown's part: a session blocked waiting for a command
+// is woken by a read deadline in the past (as miekg/dns does), and then
+// answers 421 and ends itself. Shutdown writes nothing to the connection,
+// so a client that does not read cannot hold it up.
+func (c *conn) wakeIfIdle() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.idle || c.closed {
-		return
+	if c.idle && !c.woken {
+		c.woken = true
+		c.rwc.SetReadDeadline(aLongTimeAgo)
 	}
-	c.closed = true
-	r := replyShuttingDown
-	b := r.appendLine(nil, c.esmtp, ' ')
-	c.stream.SetWriteDeadline(time.Now().Add(time.Second))
-	c.stream.Write(append(b, "\r\n"...))
-	c.rwc.Close()
 }
+
+// aLongTimeAgo is a deadline in the past, which ends a blocked read at once.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // call runs a user callback, turning a panic into an error so that one bad
 // callback costs a 451, not the server (as net/http recovers handlers).
@@ -549,18 +548,16 @@ func (r *connReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.stream.Read(p)
 	if !c.setIdle(false) {
-		return 0, errClosedByShutdown
+		// Whatever came is dropped: the client gets 421 for it
+		// (RFC 5321 3.8).
+		return 0, errShutdown
 	}
 	return n, err
 }
 
-// errClosedByShutdown: Shutdown answered and closed the connection while the
-// session waited; nothing is left to send.
-var errClosedByShutdown = errors.New("smtpd: closed by shutdown")
-
 // setIdle marks the session idle or busy. Going idle fails when the server
-// is shutting down (the session then says 421 itself); going busy fails when
-// Shutdown closed the connection meanwhile.
+// is shutting down; going busy fails when Shutdown woke the session
+// meanwhile. Either way the session then says 421 itself.
 func (c *conn) setIdle(idle bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -568,5 +565,5 @@ func (c *conn) setIdle(idle bool) bool {
 		return false
 	}
 	c.idle = idle
-	return !c.closed
+	return !c.woken
 }

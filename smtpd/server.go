@@ -264,6 +264,11 @@ const (
 	// besides QUIT, for at most refusedTimeout, before it is cut off.
 	refusedCommandLimit = 3
 	refusedTimeout      = 30 * time.Second
+
+	// shutdownReplyTimeout bounds the write of the 421 a session sends
+	// when the server shuts down, so that a client that does not read
+	// keeps Shutdown waiting no longer than this.
+	shutdownReplyTimeout = time.Second
 )
 
 // orDefault returns v, or def when v is zero, or 0 ("no limit") when v is
@@ -385,21 +390,40 @@ func (srv *Server) serve(l net.Listener, config *tls.Config) error {
 	}
 }
 
-// Shutdown stops the server gracefully: it closes the listeners, answers
-// "421 4.3.2" to every session that is waiting for a command and closes it,
-// and lets sessions in the middle of a message finish that message (they
-// get 421 at their next command). It returns when all sessions have ended,
-// or ctx's error when ctx ends first; then Close ends the rest.
+// Shutdown stops the server gracefully, as net/http's Server.Shutdown
+// does. It closes the listeners; it ends every session that is waiting for
+// a command, which gets "421 4.3.2" (RFC 5321 3.8); and it waits for the
+// others, those in the middle of a message, its delivery, an AUTH exchange
+// or a TLS handshake, to finish it: each gets 421 when it next waits for a
+// command. It returns nil when every session has ended.
+//
+// When ctx ends first, Shutdown returns ctx's error and leaves the
+// sessions still running as they are: a message being delivered may still
+// be acknowledged, since its Handler has not been told to stop. To end them,
+// call [Server.Close]; a program that stops usually calls Shutdown with a
+// deadline, then Close.
+//
+// Shutdown sends nothing itself: each session writes its own 421, within a
+// short deadline, so a client that does not read delays neither Shutdown
+// nor the other sessions.
 func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.inShutdown.Store(true)
 	srv.closeListeners()
+	// A session that goes idle after this finds inShutdown set (setIdle);
+	// one idle now is woken.
+	for _, c := range srv.sessions() {
+		c.wakeIfIdle()
+	}
 
 	// Poll as net/http does: sessions end on their own time.
 	wait := time.Millisecond
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
-		if srv.closeIdleConns() {
+		srv.mu.Lock()
+		n := len(srv.conns)
+		srv.mu.Unlock()
+		if n == 0 {
 			return nil
 		}
 		select {
@@ -413,15 +437,22 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 }
 
 // Close closes the listeners and every connection at once, without a reply,
-// and cancels the contexts the callbacks got. Messages not yet answered are
-// not acknowledged, so clients will send them again. For a graceful stop,
-// use Shutdown.
+// and then cancels the contexts the callbacks got, the Handler's among
+// them. After Close no session can send a reply: a message whose Handler
+// had not returned when Close closed its connection is not acknowledged,
+// and the client will send it again later. A Handler that has stored the
+// message and returns nil just as Close runs may thus see the message
+// again: the server sends 250 only after the Handler returned nil, so a
+// message is never acknowledged without being stored, but the 250 may be
+// lost. This is the duplicate SMTP accepts rather than a lost message
+// (RFC 5321 4.5.3.2.6 and 6.1, RFC 1047). For a graceful stop, use
+// Shutdown first.
 func (srv *Server) Close() error {
 	srv.inShutdown.Store(true)
 	err := srv.closeListeners()
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	for c := range srv.conns {
+	for _, c := range srv.sessions() {
+		// The connection first, so that a Handler that returns nil when
+		// its context ends cannot get a 250 out.
 		c.rwc.Close()
 		c.cancel()
 	}
@@ -478,15 +509,16 @@ func (srv *Server) trackConn(c *conn, add bool) bool {
 	return true
 }
 
-// closeIdleConns sends 421 to the sessions waiting for a command and closes
-// them. It reports whether no connection is left.
-func (srv *Server) closeIdleConns() bool {
+// sessions returns the sessions being served, so that Shutdown and Close
+// act on them without holding srv.mu over calls into the connections.
+func (srv *Server) sessions() []*conn {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
+	list := make([]*conn, 0, len(srv.conns))
 	for c := range srv.conns {
-		c.closeIfIdle()
+		list = append(list, c)
 	}
-	return len(srv.conns) == 0
+	return list
 }
 
 // refuse answers a connection beyond MaxConnections with 421 (RFC 5321
