@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ type conn struct {
 	stream net.Conn        // rwc, or the TLS layer over it
 	remote net.Addr        // the client's address: rwc's, or a PROXY header's
 	local  net.Addr        // the address the client connected to, likewise
+	client netip.Addr      // remote's IP as counted for MaxConnectionsPerIP; zero when not counted
 	ctx    context.Context // cancelled when the session ends
 	cancel context.CancelFunc
 	log    *slog.Logger // Server.Logger with the client's address; see logAt
@@ -100,6 +102,16 @@ func (c *conn) serve() {
 	}()
 	if !c.readProxy() {
 		return
+	}
+	if !c.client.IsValid() {
+		// From a trusted proxy: the client is known only now.
+		if r := c.srv.admitClient(c); r != nil {
+			c.logInfo("connection refused", "reason", r.Text)
+			if c.implicitTLS == nil { // see Server.refuse
+				c.bw.Write(c.srv.refusalLine(r))
+			}
+			return
+		}
 	}
 	c.logInfo("session started")
 
@@ -440,8 +452,13 @@ func (c *conn) end() {
 	c.flush()
 	c.rwc.Close()
 	c.cancel()
-	c.srv.trackConn(c, false)
+	c.srv.release(c)
 	c.logInfo("session ended")
+	c.free()
+}
+
+// free returns the session's buffers to their pools.
+func (c *conn) free() {
 	c.br.Reset(nil)
 	readerPool.Put(c.br)
 	c.bw.Reset(nil)

@@ -113,8 +113,25 @@ type Server struct {
 	MaxPath      int
 
 	// MaxConnections limits concurrent connections; a connection beyond
-	// it gets "421 Too many connections" and is closed. Zero means 1000.
+	// it gets "421 Too many connections" (RFC 5321 3.8) and is closed,
+	// before any of its session is set up, so that a flood of refused
+	// connections costs little. Zero means 1000.
 	MaxConnections int
+
+	// MaxConnectionsPerIP limits the concurrent connections from one
+	// client IP address, so that one client cannot take every connection
+	// MaxConnections allows (Postfix's smtpd_client_connection_count_limit):
+	// the connection beyond it gets "421 Too many connections from your
+	// address" and is closed. Behind the PROXY protocol (ProxyTrusted) the
+	// client is the address the header carries (the proxy's own for its
+	// health checks). Zero means 50, but at most half of MaxConnections
+	// (and at least 1), so that by default no one client holds every slot,
+	// as Postfix's 50 is half its default process limit; a value above
+	// MaxConnections acts as MaxConnections; a negative value means no
+	// limit. Each IPv6 address counts on its own. Behind a proxy that does
+	// not send the PROXY protocol every client has the proxy's address:
+	// set ProxyTrusted, or a negative value.
+	MaxConnectionsPerIP int
 
 	// MaxErrors is how many syntax and sequence errors (replies 500 to
 	// 504 and 555) a session may cause: the reply to the last one is
@@ -223,7 +240,9 @@ type Server struct {
 	// handshake (STARTTLS or implicit TLS), so that the wrapper always
 	// sees the session in the clear. A wrapper of a *tls.Conn can find its
 	// earlier self with NetConn. This is the hook for recording or
-	// tracing sessions byte for byte; most servers leave it nil.
+	// tracing sessions byte for byte; most servers leave it nil. A
+	// connection refused at accept (MaxConnections, MaxConnectionsPerIP,
+	// shutdown) has no session and is not wrapped.
 	WrapConn func(net.Conn) net.Conn
 
 	// Logger receives the server's log: sessions, messages and errors, at
@@ -236,10 +255,16 @@ type Server struct {
 	idPrefix string
 	idSeq    atomic.Uint64
 
+	refuseOnce sync.Once
+	refuseBusy []byte // the greeting-form 421s, formatted once
+	refuseIP   []byte
+
 	inShutdown atomic.Bool
 	mu         sync.Mutex
 	listeners  map[*net.Listener]struct{}
-	conns      map[*conn]struct{}
+	conns      map[*conn]struct{} // the sessions, for Shutdown and Close
+	active     int                // connections admitted: conns and those being set up
+	perIP      map[netip.Addr]int // active connections by client address
 }
 
 // Defaults for the fields whose zero value means "the default".
@@ -252,6 +277,7 @@ const (
 	defaultMaxDomain       = 255
 	defaultMaxPath         = 256
 	defaultMaxConnections  = 1000
+	defaultMaxConnsPerIP   = 50
 	defaultMaxErrors       = 10
 	defaultCommandTimeout  = 5 * time.Minute
 	defaultDataTimeout     = 3 * time.Minute
@@ -377,13 +403,30 @@ func (srv *Server) serve(l net.Listener, config *tls.Config) error {
 			return err
 		}
 		backoff = 0
+		// The limits are checked before anything is set up for a
+		// session, so that a flood of connections beyond them costs
+		// little more than the accept.
+		client, _ := addrIP(rwc.RemoteAddr())
+		if srv.proxyTrusted(client) {
+			// The client is the one the PROXY header names; the
+			// session counts it once it has read the header.
+			client = netip.Addr{}
+		}
+		if r := srv.admit(client); r != nil {
+			srv.refuse(rwc, r, config != nil)
+			continue
+		}
 		if srv.WrapConn != nil {
 			rwc = srv.WrapConn(rwc)
 		}
 		c := srv.newConn(rwc)
 		c.implicitTLS = config
-		if !srv.trackConn(c, true) {
-			go srv.refuse(rwc)
+		c.client = client
+		if !srv.register(c) {
+			// Shutdown or Close came after admit: not served.
+			srv.release(c)
+			rwc.Close()
+			c.free()
 			continue
 		}
 		go c.serve()
@@ -421,7 +464,7 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		srv.mu.Lock()
-		n := len(srv.conns)
+		n := srv.active
 		srv.mu.Unlock()
 		if n == 0 {
 			return nil
@@ -490,16 +533,74 @@ func (srv *Server) closeListeners() error {
 	return err
 }
 
-// trackConn adds c to the server's connections, unless MaxConnections are
-// open already, or removes it.
-func (srv *Server) trackConn(c *conn, add bool) bool {
+// admit counts a new connection against MaxConnections and, when client is
+// a valid address, against MaxConnectionsPerIP. It returns nil, or the
+// reply that refuses the connection.
+func (srv *Server) admit(client netip.Addr) *Reply {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	if !add {
-		delete(srv.conns, c)
-		return true
+	if srv.shuttingDown() {
+		return replyShuttingDown
 	}
-	if limit := orDefault(srv.MaxConnections, defaultMaxConnections); limit > 0 && len(srv.conns) >= limit {
+	if limit := orDefault(srv.MaxConnections, defaultMaxConnections); limit > 0 && srv.active >= limit {
+		return replyTooManyConns
+	}
+	if r := srv.countClient(client); r != nil {
+		return r
+	}
+	srv.active++
+	return nil
+}
+
+// admitClient counts c's client against MaxConnectionsPerIP, for a
+// connection whose client was not known at accept: the one a PROXY header
+// names. It returns nil, or the reply that refuses the connection.
+func (srv *Server) admitClient(c *conn) *Reply {
+	client, ok := addrIP(c.remote)
+	if !ok {
+		return nil // not TCP: no address to count by
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if r := srv.countClient(client); r != nil {
+		return r
+	}
+	c.client = client
+	return nil
+}
+
+// countClient counts one more connection from client, unless client is the
+// zero Addr or has MaxConnectionsPerIP already. srv.mu is held.
+func (srv *Server) countClient(client netip.Addr) *Reply {
+	if !client.IsValid() {
+		return nil
+	}
+	if limit := srv.maxConnsPerIP(); limit > 0 && srv.perIP[client] >= limit {
+		return replyTooManyFromIP
+	}
+	if srv.perIP == nil {
+		srv.perIP = make(map[netip.Addr]int)
+	}
+	srv.perIP[client]++
+	return nil
+}
+
+// maxConnsPerIP is MaxConnectionsPerIP with its default applied; 0 means
+// no limit.
+func (srv *Server) maxConnsPerIP() int {
+	limit := orDefault(srv.MaxConnectionsPerIP, defaultMaxConnsPerIP)
+	if all := orDefault(srv.MaxConnections, defaultMaxConnections); srv.MaxConnectionsPerIP == 0 && all > 0 {
+		limit = min(limit, max(all/2, 1))
+	}
+	return limit
+}
+
+// register adds an admitted connection's session to those Shutdown and
+// Close end. It fails once they have begun.
+func (srv *Server) register(c *conn) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.shuttingDown() {
 		return false
 	}
 	if srv.conns == nil {
@@ -507,6 +608,20 @@ func (srv *Server) trackConn(c *conn, add bool) bool {
 	}
 	srv.conns[c] = struct{}{}
 	return true
+}
+
+// release undoes admit, admitClient and register for c, whose connection
+// has closed.
+func (srv *Server) release(c *conn) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	delete(srv.conns, c)
+	srv.active--
+	if c.client.IsValid() {
+		if srv.perIP[c.client]--; srv.perIP[c.client] <= 0 {
+			delete(srv.perIP, c.client)
+		}
+	}
 }
 
 // sessions returns the sessions being served, so that Shutdown and Close
@@ -521,13 +636,53 @@ func (srv *Server) sessions() []*conn {
 	return list
 }
 
-// refuse answers a connection beyond MaxConnections with 421 (RFC 5321
-// 3.8) and closes it.
-func (srv *Server) refuse(rwc net.Conn) {
-	defer rwc.Close()
-	rwc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	rwc.Write(srv.greetingLine(replyTooManyConns))
-	srv.logInfo("connection refused: too many connections", "remote", rwc.RemoteAddr().String())
+// refuse answers a connection that will not be served with r, a 421 in the
+// greeting's form (RFC 5321 3.8, 4.2.3), and closes it. It runs in the
+// accept loop, and costs no goroutine: a new TCP connection's send buffer
+// is empty, so the short line is written at once, whatever the client
+// does. Another kind of connection (from a listener of the caller's, such
+// as tls.NewListener's, whose first write waits for a handshake) is
+// answered from a goroutine. On an implicit TLS listener the connection is
+// closed without a word: a line in the clear would reach the client as a
+// broken TLS record, and a handshake would make a refusal cost as much as
+// a session.
+func (srv *Server) refuse(rwc net.Conn, r *Reply, implicitTLS bool) {
+	if srv.Logger != nil { // the address is formatted only to be logged
+		srv.logInfo("connection refused", "remote", rwc.RemoteAddr().String(), "reason", r.Text)
+	}
+	if implicitTLS {
+		rwc.Close()
+		return
+	}
+	line := srv.refusalLine(r)
+	if _, ok := rwc.(*net.TCPConn); ok {
+		// A bound in case that ever fails to hold, for the accept loop.
+		rwc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		rwc.Write(line)
+		rwc.Close()
+		return
+	}
+	go func() {
+		defer rwc.Close()
+		rwc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		rwc.Write(line)
+	}()
+}
+
+// refusalLine returns r in the greeting's form, formatted once for the
+// refusals that may come in floods.
+func (srv *Server) refusalLine(r *Reply) []byte {
+	srv.refuseOnce.Do(func() {
+		srv.refuseBusy = srv.greetingLine(replyTooManyConns)
+		srv.refuseIP = srv.greetingLine(replyTooManyFromIP)
+	})
+	switch r {
+	case replyTooManyConns:
+		return srv.refuseBusy
+	case replyTooManyFromIP:
+		return srv.refuseIP
+	}
+	return srv.greetingLine(r)
 }
 
 // greetingLine formats a reply sent instead of a command reply, as the
