@@ -52,6 +52,7 @@ func configure(srv *smtpd.Server, rec *Recorder, f transcript.Field) error {
 		"max-command-length": &srv.MaxCommandLength, "max-local-part": &srv.MaxLocalPart,
 		"max-domain": &srv.MaxDomain, "max-path": &srv.MaxPath,
 		"max-errors": &srv.MaxErrors, "max-connections": &srv.MaxConnections,
+		"max-connections-per-ip": &srv.MaxConnectionsPerIP,
 	}
 	durations := map[string]*time.Duration{
 		"command-timeout": &srv.CommandTimeout, "data-timeout": &srv.DataTimeout,

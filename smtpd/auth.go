@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"sort"
 	"strings"
-	"time"
 )
 
 // AUTH (RFC 4954) with SASL (RFC 4422): PLAIN (RFC 4616) and LOGIN built
@@ -102,7 +101,7 @@ func (c *conn) auth(arg string) bool {
 		}
 		// RFC 4954 4: "334" SP [base64]; the response is one line.
 		c.reply(&Reply{Code: 334, Text: base64.StdEncoding.EncodeToString(challenge)})
-		c.in.setDeadline(time.Now().Add(orDefault(c.srv.CommandTimeout, defaultCommandTimeout)), 0, false)
+		c.in.setDeadline(deadlineIn(orDefault(c.srv.CommandTimeout, defaultCommandTimeout)), 0, false)
 		line, bad, rerr := c.readLine(maxAuthLine)
 		switch {
 		case rerr != nil:

@@ -3,6 +3,7 @@ package smtpd
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -57,3 +58,36 @@ func BenchmarkTransaction(b *testing.B) {
 }
 
 func sizeName(n int) string { return fmt.Sprintf("%dKiB", n>>10) }
+
+// BenchmarkRefusedConnection measures a connection beyond MaxConnections,
+// client included: dial, read the 421, see the close. The server's part
+// should be little more than the accept: no session buffers, context or
+// goroutine for a connection it will not serve.
+func BenchmarkRefusedConnection(b *testing.B) {
+	addr := startServer(b, &Server{MaxConnections: 1})
+	held, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer held.Close()
+	var buf [512]byte
+	if n, err := held.Read(buf[:]); err != nil || !strings.HasPrefix(string(buf[:n]), "220") {
+		b.Fatalf("held connection: %q, %v", buf[:n], err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.ReadFull(conn, buf[:4])
+		if err != nil || string(buf[:n]) != "421 " {
+			b.Fatalf("got %q, %v", buf[:n], err)
+		}
+		for err == nil { // until the server closes
+			_, err = conn.Read(buf[:])
+		}
+		conn.Close()
+	}
+}

@@ -174,7 +174,7 @@ func (r *chunkReader) nextChunk() {
 		}
 	}
 	r.next = false
-	c.startMessage()
+	c.resumeMessage() // not startMessage: MessageTimeout spans all the chunks
 }
 
 // drain reads the rest of the message, whatever the Handler left, until the

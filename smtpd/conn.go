@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ type conn struct {
 	stream net.Conn        // rwc, or the TLS layer over it
 	remote net.Addr        // the client's address: rwc's, or a PROXY header's
 	local  net.Addr        // the address the client connected to, likewise
+	client netip.Addr      // remote's IP as counted for MaxConnectionsPerIP; zero when not counted
 	ctx    context.Context // cancelled when the session ends
 	cancel context.CancelFunc
 	log    *slog.Logger // Server.Logger with the client's address; see logAt
@@ -45,19 +47,20 @@ type conn struct {
 	errors       int       // syntax and sequence errors so far (Server.MaxErrors)
 	dr           dataReader
 	chunks       *chunkReader // the message being sent with BDAT, nil otherwise
+	msgDeadline  time.Time    // the current message must have arrived by then (MessageTimeout)
 	msg          messageReader
 
-	// mu guards idle and closed, which Shutdown reads from its goroutine.
+	// mu guards idle and woken, which Shutdown uses from its goroutine.
 	mu sync.Mutex
 	// idle: the session is blocked reading a command and has written all
-	// its replies, so Shutdown may answer 421 for it.
+	// its replies, so Shutdown may end it.
 	idle bool
-	// closed: Shutdown sent 421 and closed rwc.
-	closed bool
+	// woken: Shutdown set a read deadline in the past to end the wait.
+	woken bool
 }
 
-// errShutdown ends a session that was about to wait for a command while the
-// server shuts down.
+// errShutdown ends a session that waits for a command while the server
+// shuts down; the session answers 421 (readFailed).
 var errShutdown = errors.New("smtpd: server shutting down")
 
 // Buffers are reused across connections: a server that takes one message per
@@ -99,6 +102,16 @@ func (c *conn) serve() {
 	}()
 	if !c.readProxy() {
 		return
+	}
+	if !c.client.IsValid() {
+		// From a trusted proxy: the client is known only now.
+		if r := c.srv.admitClient(c); r != nil {
+			c.logInfo("connection refused", "reason", r.Text)
+			if c.implicitTLS == nil { // see Server.refuse
+				c.bw.Write(c.srv.refusalLine(r))
+			}
+			return
+		}
 	}
 	c.logInfo("session started")
 
@@ -169,13 +182,21 @@ func (c *conn) greet() bool {
 
 // readCommand reads one command line, within CommandTimeout, and returns it
 // without its CRLF; see readLine. idle says whether Shutdown may end the
-// session while it waits: not between the chunks of a message.
+// session while it waits: not between the chunks of a message, where the
+// message's deadline (MessageTimeout) holds as well.
 func (c *conn) readCommand(idle bool) (line []byte, bad *Reply, err error) {
 	timeout := orDefault(c.srv.CommandTimeout, defaultCommandTimeout)
 	if c.state == stateRefused {
 		timeout = min(timeout, refusedTimeout)
+		if timeout == 0 {
+			timeout = refusedTimeout // CommandTimeout says no limit; a refused client has one
+		}
 	}
-	c.in.setDeadline(time.Now().Add(timeout), 0, idle)
+	deadline := deadlineIn(timeout)
+	if !idle {
+		deadline = earlier(deadline, c.msgDeadline)
+	}
+	c.in.setDeadline(deadline, 0, idle)
 	// AUTH with an initial response may be longer than other commands
 	// (RFC 4954 4).
 	limit := orDefault(c.srv.MaxCommandLength, defaultMaxCommand)
@@ -237,6 +258,23 @@ func (c *conn) readLine(limit int) (line []byte, bad *Reply, err error) {
 	}
 }
 
+// deadlineIn returns the time d from now, or the zero time, no deadline, when d
+// is zero: orDefault turns a negative timeout ("no limit") into zero.
+func deadlineIn(d time.Duration) time.Time {
+	if d == 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
+}
+
+// earlier returns the earlier of two deadlines, the zero time meaning none.
+func earlier(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
+}
+
 func orReply(r, def *Reply) *Reply {
 	if r != nil {
 		return r
@@ -259,9 +297,12 @@ func (c *conn) readFailed(err error) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, errShutdown):
-		c.replyAndClose(replyShuttingDown)
-	case errors.Is(err, errClosedByShutdown):
-		// Shutdown has answered for the session.
+		// Within a short deadline: a client that does not read must not
+		// keep Shutdown waiting.
+		c.reply(replyShuttingDown)
+		c.stream.SetWriteDeadline(time.Now().Add(shutdownReplyTimeout))
+		c.bw.Flush()
+		c.state = stateDone
 	case errors.As(err, &ne) && ne.Timeout():
 		c.logInfo("session timed out")
 		c.replyAndClose(replyTimeout)
@@ -402,20 +443,22 @@ func (c *conn) flush() error {
 	if c.bw.Buffered() == 0 {
 		return nil
 	}
-	c.stream.SetWriteDeadline(time.Now().Add(orDefault(c.srv.CommandTimeout, defaultCommandTimeout)))
+	c.stream.SetWriteDeadline(deadlineIn(orDefault(c.srv.CommandTimeout, defaultCommandTimeout)))
 	return c.bw.Flush()
 }
 
 // end closes the connection and returns the buffers.
 func (c *conn) end() {
 	c.flush()
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
 	c.rwc.Close()
 	c.cancel()
-	c.srv.trackConn(c, false)
+	c.srv.release(c)
 	c.logInfo("session ended")
+	c.free()
+}
+
+// free returns the session's buffers to their pools.
+func (c *conn) free() {
 	c.br.Reset(nil)
 	readerPool.Put(c.br)
 	c.bw.Reset(nil)
@@ -423,22 +466,21 @@ func (c *conn) end() {
 	c.br, c.bw = nil, nil
 }
 
-// closeIfIdle is Shutdown's part: a session blocked waiting for a command
-// gets "421 4.3.2" and its connection is closed. The session's goroutine
-// then finds the connection closed and ends.
-func (c *conn) closeIfIdle() {
+// wakeIfIdle is Shutdown's part: a session blocked waiting for a command
+// is woken by a read deadline in the past (as miekg/dns does), and then
+// answers 421 and ends itself. Shutdown writes nothing to the connection,
+// so a client that does not read cannot hold it up.
+func (c *conn) wakeIfIdle() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.idle || c.closed {
-		return
+	if c.idle && !c.woken {
+		c.woken = true
+		c.rwc.SetReadDeadline(aLongTimeAgo)
 	}
-	c.closed = true
-	r := replyShuttingDown
-	b := r.appendLine(nil, c.esmtp, ' ')
-	c.stream.SetWriteDeadline(time.Now().Add(time.Second))
-	c.stream.Write(append(b, "\r\n"...))
-	c.rwc.Close()
 }
+
+// aLongTimeAgo is a deadline in the past, which ends a blocked read at once.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // call runs a user callback, turning a panic into an error so that one bad
 // callback costs a 451, not the server (as net/http recovers handlers).
@@ -509,9 +551,7 @@ func (r *connReader) Read(p []byte) (int, error) {
 	}
 	d := r.deadline
 	if r.perRead > 0 {
-		if t := time.Now().Add(r.perRead); t.Before(d) {
-			d = t
-		}
+		d = earlier(d, time.Now().Add(r.perRead))
 	}
 	if !d.Equal(r.set) {
 		c.stream.SetReadDeadline(d)
@@ -525,18 +565,16 @@ func (r *connReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.stream.Read(p)
 	if !c.setIdle(false) {
-		return 0, errClosedByShutdown
+		// Whatever came is dropped: the client gets 421 for it
+		// (RFC 5321 3.8).
+		return 0, errShutdown
 	}
 	return n, err
 }
 
-// errClosedByShutdown: Shutdown answered and closed the connection while the
-// session waited; nothing is left to send.
-var errClosedByShutdown = errors.New("smtpd: closed by shutdown")
-
 // setIdle marks the session idle or busy. Going idle fails when the server
-// is shutting down (the session then says 421 itself); going busy fails when
-// Shutdown closed the connection meanwhile.
+// is shutting down; going busy fails when Shutdown woke the session
+// meanwhile. Either way the session then says 421 itself.
 func (c *conn) setIdle(idle bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -544,5 +582,5 @@ func (c *conn) setIdle(idle bool) bool {
 		return false
 	}
 	c.idle = idle
-	return !c.closed
+	return !c.woken
 }

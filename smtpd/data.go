@@ -50,10 +50,17 @@ func (c *conn) data(arg string) bool {
 }
 
 // startMessage sets the deadlines for reading a message: each read within
-// DataTimeout, the whole within MessageTimeout.
+// DataTimeout, the whole within MessageTimeout from now.
 func (c *conn) startMessage() {
-	c.in.setDeadline(time.Now().Add(orDefault(c.srv.MessageTimeout, defaultMessageTimeout)),
-		orDefault(c.srv.DataTimeout, defaultDataTimeout), false)
+	c.msgDeadline = deadlineIn(orDefault(c.srv.MessageTimeout, defaultMessageTimeout))
+	c.resumeMessage()
+}
+
+// resumeMessage sets the deadlines for reading more of the message begun at
+// startMessage: after the commands between two BDAT chunks, the whole
+// message is still due at the same time, however many chunks it comes in.
+func (c *conn) resumeMessage() {
+	c.in.setDeadline(c.msgDeadline, orDefault(c.srv.DataTimeout, defaultDataTimeout), false)
 }
 
 // deliver hands the message read from src to the Handler, after the
@@ -150,10 +157,12 @@ func (m *messageReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// stop ends the delivery: its timer and its context.
+// stop ends the delivery: its timer and its context. The timer is cleared
+// for the session's next message, which starts its own.
 func (m *messageReader) stop() {
 	if m.timer != nil {
 		m.timer.Stop()
+		m.timer = nil
 	}
 	m.cancel()
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
@@ -58,7 +59,8 @@ func FuzzSession(f *testing.F) {
 			}}
 		conn := &scriptConn{in: bytes.NewReader(input)}
 		c := srv.newConn(conn)
-		srv.trackConn(c, true)
+		srv.admit(netip.Addr{})
+		srv.register(c)
 		c.serve()
 		replies := conn.out.Bytes()
 		if len(replies) == 0 {

@@ -26,9 +26,12 @@ import (
 // returns, so a handler should stop and return the error it got. The
 // server reads and discards whatever the handler leaves unread.
 //
-// ctx is cancelled when the connection ends, and
-// [Server.DeliveryTimeout] after the final "." of the message. env is the
-// handler's to keep; the server never changes it afterwards.
+// ctx is cancelled when the connection ends ([Server.Close] ends them all),
+// and [Server.DeliveryTimeout] after the end of the message (the final "."
+// or the last BDAT chunk). The session waits for ServeSMTP, so it should
+// return soon after ctx ends: with ctx's error (the client then gets 451),
+// or nil if the message was stored all the same. env is the handler's to
+// keep; the server never changes it afterwards.
 type Handler interface {
 	ServeSMTP(ctx context.Context, env *Envelope, msg io.Reader) error
 }

@@ -295,9 +295,10 @@ func TestMessageTimeout(t *testing.T) {
 }
 
 // TestMaxConnections: the connection beyond the limit gets 421 and is
-// closed; the ones within it are served.
+// closed; the ones within it are served. (Without MaxConnectionsPerIP,
+// one client could have only half of them.)
 func TestMaxConnections(t *testing.T) {
-	addr := startServer(t, &Server{MaxConnections: 2})
+	addr := startServer(t, &Server{MaxConnections: 2, MaxConnectionsPerIP: -1})
 	a := greeted(t, addr)
 	b := greeted(t, addr)
 	c := dial(t, addr)

@@ -158,6 +158,7 @@ var (
 	replyTimeout           = &Reply{Code: 421, Enhanced: "4.4.2", Text: "Timeout, closing connection"}
 	replyTooManyErrors     = &Reply{Code: 421, Enhanced: "4.7.0", Text: "Too many errors, closing connection"}
 	replyTooManyConns      = &Reply{Code: 421, Enhanced: "4.3.2", Text: "Too many connections, try again later"}
+	replyTooManyFromIP     = &Reply{Code: 421, Enhanced: "4.7.0", Text: "Too many connections from your address, try again later"}
 	replyShuttingDown      = &Reply{Code: 421, Enhanced: "4.3.2", Text: "Service shutting down, closing connection"}
 )
 

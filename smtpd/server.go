@@ -113,8 +113,25 @@ type Server struct {
 	MaxPath      int
 
 	// MaxConnections limits concurrent connections; a connection beyond
-	// it gets "421 Too many connections" and is closed. Zero means 1000.
+	// it gets "421 Too many connections" (RFC 5321 3.8) and is closed,
+	// before any of its session is set up, so that a flood of refused
+	// connections costs little. Zero means 1000.
 	MaxConnections int
+
+	// MaxConnectionsPerIP limits the concurrent connections from one
+	// client IP address, so that one client cannot take every connection
+	// MaxConnections allows (Postfix's smtpd_client_connection_count_limit):
+	// the connection beyond it gets "421 Too many connections from your
+	// address" and is closed. Behind the PROXY protocol (ProxyTrusted) the
+	// client is the address the header carries (the proxy's own for its
+	// health checks). Zero means 50, but at most half of MaxConnections
+	// (and at least 1), so that by default no one client holds every slot,
+	// as Postfix's 50 is half its default process limit; a value above
+	// MaxConnections acts as MaxConnections; a negative value means no
+	// limit. Each IPv6 address counts on its own. Behind a proxy that does
+	// not send the PROXY protocol every client has the proxy's address:
+	// set ProxyTrusted, or a negative value.
+	MaxConnectionsPerIP int
 
 	// MaxErrors is how many syntax and sequence errors (replies 500 to
 	// 504 and 555) a session may cause: the reply to the last one is
@@ -133,13 +150,21 @@ type Server struct {
 	DataTimeout time.Duration
 
 	// MessageTimeout limits the whole transfer of one message, from 354 to
-	// the final ".", so that a client sending a byte every few minutes is
-	// cut off. Zero means 30 minutes.
+	// the final ".", or from the first BDAT chunk to the end of the last,
+	// commands between chunks included, so that a client sending a byte
+	// (or a chunk) every few minutes is cut off. Zero means 30 minutes.
 	MessageTimeout time.Duration
 
-	// DeliveryTimeout is how long after the final "." the Handler's
-	// context stays alive; then it is cancelled. Zero means 10 minutes,
-	// the time a client waits for the reply (RFC 5321 4.5.3.2.6).
+	// DeliveryTimeout is how long after the end of each message (the
+	// final "." or the last BDAT chunk) the Handler's context stays alive;
+	// then it is cancelled, and a Handler that returns the context's error
+	// has the client answered "451 4.3.0", a temporary failure it retries.
+	// Zero means 5 minutes: a client waits 10 minutes for that reply
+	// (RFC 5321 4.5.3.2.6), and the server must answer well before the
+	// client gives up, or the client may send again a message that was
+	// stored ("multiple copies", 4.5.3.2.6). A Handler that returns nil
+	// after its context ended has still taken the message: the client
+	// gets 250.
 	DeliveryTimeout time.Duration
 
 	// TLSConfig enables STARTTLS (RFC 3207) when set: it is offered in
@@ -215,7 +240,9 @@ type Server struct {
 	// handshake (STARTTLS or implicit TLS), so that the wrapper always
 	// sees the session in the clear. A wrapper of a *tls.Conn can find its
 	// earlier self with NetConn. This is the hook for recording or
-	// tracing sessions byte for byte; most servers leave it nil.
+	// tracing sessions byte for byte; most servers leave it nil. A
+	// connection refused at accept (MaxConnections, MaxConnectionsPerIP,
+	// shutdown) has no session and is not wrapped.
 	WrapConn func(net.Conn) net.Conn
 
 	// Logger receives the server's log: sessions, messages and errors, at
@@ -228,10 +255,16 @@ type Server struct {
 	idPrefix string
 	idSeq    atomic.Uint64
 
+	refuseOnce sync.Once
+	refuseBusy []byte // the greeting-form 421s, formatted once
+	refuseIP   []byte
+
 	inShutdown atomic.Bool
 	mu         sync.Mutex
 	listeners  map[*net.Listener]struct{}
-	conns      map[*conn]struct{}
+	conns      map[*conn]struct{} // the sessions, for Shutdown and Close
+	active     int                // connections admitted: conns and those being set up
+	perIP      map[netip.Addr]int // active connections by client address
 }
 
 // Defaults for the fields whose zero value means "the default".
@@ -244,11 +277,12 @@ const (
 	defaultMaxDomain       = 255
 	defaultMaxPath         = 256
 	defaultMaxConnections  = 1000
+	defaultMaxConnsPerIP   = 50
 	defaultMaxErrors       = 10
 	defaultCommandTimeout  = 5 * time.Minute
 	defaultDataTimeout     = 3 * time.Minute
 	defaultMessageTimeout  = 30 * time.Minute
-	defaultDeliveryTimeout = 10 * time.Minute
+	defaultDeliveryTimeout = 5 * time.Minute
 	defaultTLSHandshake    = 30 * time.Second
 	defaultMaxAuthFailures = 3
 
@@ -256,6 +290,11 @@ const (
 	// besides QUIT, for at most refusedTimeout, before it is cut off.
 	refusedCommandLimit = 3
 	refusedTimeout      = 30 * time.Second
+
+	// shutdownReplyTimeout bounds the write of the 421 a session sends
+	// when the server shuts down, so that a client that does not read
+	// keeps Shutdown waiting no longer than this.
+	shutdownReplyTimeout = time.Second
 )
 
 // orDefault returns v, or def when v is zero, or 0 ("no limit") when v is
@@ -364,34 +403,70 @@ func (srv *Server) serve(l net.Listener, config *tls.Config) error {
 			return err
 		}
 		backoff = 0
+		// The limits are checked before anything is set up for a
+		// session, so that a flood of connections beyond them costs
+		// little more than the accept.
+		client, _ := addrIP(rwc.RemoteAddr())
+		if srv.proxyTrusted(client) {
+			// The client is the one the PROXY header names; the
+			// session counts it once it has read the header.
+			client = netip.Addr{}
+		}
+		if r := srv.admit(client); r != nil {
+			srv.refuse(rwc, r, config != nil)
+			continue
+		}
 		if srv.WrapConn != nil {
 			rwc = srv.WrapConn(rwc)
 		}
 		c := srv.newConn(rwc)
 		c.implicitTLS = config
-		if !srv.trackConn(c, true) {
-			go srv.refuse(rwc)
+		c.client = client
+		if !srv.register(c) {
+			// Shutdown or Close came after admit: not served.
+			srv.release(c)
+			rwc.Close()
+			c.free()
 			continue
 		}
 		go c.serve()
 	}
 }
 
-// Shutdown stops the server gracefully: it closes the listeners, answers
-// "421 4.3.2" to every session that is waiting for a command and closes it,
-// and lets sessions in the middle of a message finish that message (they
-// get 421 at their next command). It returns when all sessions have ended,
-// or ctx's error when ctx ends first; then Close ends the rest.
+// Shutdown stops the server gracefully, as net/http's Server.Shutdown
+// does. It closes the listeners; it ends every session that is waiting for
+// a command, which gets "421 4.3.2" (RFC 5321 3.8); and it waits for the
+// others, those in the middle of a message, its delivery, an AUTH exchange
+// or a TLS handshake, to finish it: each gets 421 when it next waits for a
+// command. It returns nil when every session has ended.
+//
+// When ctx ends first, Shutdown returns ctx's error and leaves the
+// sessions still running as they are: a message being delivered may still
+// be acknowledged, since its Handler has not been told to stop. To end them,
+// call [Server.Close]; a program that stops usually calls Shutdown with a
+// deadline, then Close.
+//
+// Shutdown sends nothing itself: each session writes its own 421, within a
+// short deadline, so a client that does not read delays neither Shutdown
+// nor the other sessions.
 func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.inShutdown.Store(true)
 	srv.closeListeners()
+	// A session that goes idle after this finds inShutdown set (setIdle);
+	// one idle now is woken.
+	for _, c := range srv.sessions() {
+		c.wakeIfIdle()
+	}
 
 	// Poll as net/http does: sessions end on their own time.
 	wait := time.Millisecond
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
-		if srv.closeIdleConns() {
+		srv.mu.Lock()
+		n := srv.active
+		srv.mu.Unlock()
+		if n == 0 {
 			return nil
 		}
 		select {
@@ -405,15 +480,22 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 }
 
 // Close closes the listeners and every connection at once, without a reply,
-// and cancels the contexts the callbacks got. Messages not yet answered are
-// not acknowledged, so clients will send them again. For a graceful stop,
-// use Shutdown.
+// and then cancels the contexts the callbacks got, the Handler's among
+// them. After Close no session can send a reply: a message whose Handler
+// had not returned when Close closed its connection is not acknowledged,
+// and the client will send it again later. A Handler that has stored the
+// message and returns nil just as Close runs may thus see the message
+// again: the server sends 250 only after the Handler returned nil, so a
+// message is never acknowledged without being stored, but the 250 may be
+// lost. This is the duplicate SMTP accepts rather than a lost message
+// (RFC 5321 4.5.3.2.6 and 6.1, RFC 1047). For a graceful stop, use
+// Shutdown first.
 func (srv *Server) Close() error {
 	srv.inShutdown.Store(true)
 	err := srv.closeListeners()
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	for c := range srv.conns {
+	for _, c := range srv.sessions() {
+		// The connection first, so that a Handler that returns nil when
+		// its context ends cannot get a 250 out.
 		c.rwc.Close()
 		c.cancel()
 	}
@@ -451,16 +533,74 @@ func (srv *Server) closeListeners() error {
 	return err
 }
 
-// trackConn adds c to the server's connections, unless MaxConnections are
-// open already, or removes it.
-func (srv *Server) trackConn(c *conn, add bool) bool {
+// admit counts a new connection against MaxConnections and, when client is
+// a valid address, against MaxConnectionsPerIP. It returns nil, or the
+// reply that refuses the connection.
+func (srv *Server) admit(client netip.Addr) *Reply {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	if !add {
-		delete(srv.conns, c)
-		return true
+	if srv.shuttingDown() {
+		return replyShuttingDown
 	}
-	if limit := orDefault(srv.MaxConnections, defaultMaxConnections); limit > 0 && len(srv.conns) >= limit {
+	if limit := orDefault(srv.MaxConnections, defaultMaxConnections); limit > 0 && srv.active >= limit {
+		return replyTooManyConns
+	}
+	if r := srv.countClient(client); r != nil {
+		return r
+	}
+	srv.active++
+	return nil
+}
+
+// admitClient counts c's client against MaxConnectionsPerIP, for a
+// connection whose client was not known at accept: the one a PROXY header
+// names. It returns nil, or the reply that refuses the connection.
+func (srv *Server) admitClient(c *conn) *Reply {
+	client, ok := addrIP(c.remote)
+	if !ok {
+		return nil // not TCP: no address to count by
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if r := srv.countClient(client); r != nil {
+		return r
+	}
+	c.client = client
+	return nil
+}
+
+// countClient counts one more connection from client, unless client is the
+// zero Addr or has MaxConnectionsPerIP already. srv.mu is held.
+func (srv *Server) countClient(client netip.Addr) *Reply {
+	if !client.IsValid() {
+		return nil
+	}
+	if limit := srv.maxConnsPerIP(); limit > 0 && srv.perIP[client] >= limit {
+		return replyTooManyFromIP
+	}
+	if srv.perIP == nil {
+		srv.perIP = make(map[netip.Addr]int)
+	}
+	srv.perIP[client]++
+	return nil
+}
+
+// maxConnsPerIP is MaxConnectionsPerIP with its default applied; 0 means
+// no limit.
+func (srv *Server) maxConnsPerIP() int {
+	limit := orDefault(srv.MaxConnectionsPerIP, defaultMaxConnsPerIP)
+	if all := orDefault(srv.MaxConnections, defaultMaxConnections); srv.MaxConnectionsPerIP == 0 && all > 0 {
+		limit = min(limit, max(all/2, 1))
+	}
+	return limit
+}
+
+// register adds an admitted connection's session to those Shutdown and
+// Close end. It fails once they have begun.
+func (srv *Server) register(c *conn) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.shuttingDown() {
 		return false
 	}
 	if srv.conns == nil {
@@ -470,24 +610,79 @@ func (srv *Server) trackConn(c *conn, add bool) bool {
 	return true
 }
 
-// closeIdleConns sends 421 to the sessions waiting for a command and closes
-// them. It reports whether no connection is left.
-func (srv *Server) closeIdleConns() bool {
+// release undoes admit, admitClient and register for c, whose connection
+// has closed.
+func (srv *Server) release(c *conn) {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	for c := range srv.conns {
-		c.closeIfIdle()
+	delete(srv.conns, c)
+	srv.active--
+	if c.client.IsValid() {
+		if srv.perIP[c.client]--; srv.perIP[c.client] <= 0 {
+			delete(srv.perIP, c.client)
+		}
 	}
-	return len(srv.conns) == 0
 }
 
-// refuse answers a connection beyond MaxConnections with 421 (RFC 5321
-// 3.8) and closes it.
-func (srv *Server) refuse(rwc net.Conn) {
-	defer rwc.Close()
-	rwc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	rwc.Write(srv.greetingLine(replyTooManyConns))
-	srv.logInfo("connection refused: too many connections", "remote", rwc.RemoteAddr().String())
+// sessions returns the sessions being served, so that Shutdown and Close
+// act on them without holding srv.mu over calls into the connections.
+func (srv *Server) sessions() []*conn {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	list := make([]*conn, 0, len(srv.conns))
+	for c := range srv.conns {
+		list = append(list, c)
+	}
+	return list
+}
+
+// refuse answers a connection that will not be served with r, a 421 in the
+// greeting's form (RFC 5321 3.8, 4.2.3), and closes it. It runs in the
+// accept loop, and costs no goroutine: a new TCP connection's send buffer
+// is empty, so the short line is written at once, whatever the client
+// does. Another kind of connection (from a listener of the caller's, such
+// as tls.NewListener's, whose first write waits for a handshake) is
+// answered from a goroutine. On an implicit TLS listener the connection is
+// closed without a word: a line in the clear would reach the client as a
+// broken TLS record, and a handshake would make a refusal cost as much as
+// a session.
+func (srv *Server) refuse(rwc net.Conn, r *Reply, implicitTLS bool) {
+	if srv.Logger != nil { // the address is formatted only to be logged
+		srv.logInfo("connection refused", "remote", rwc.RemoteAddr().String(), "reason", r.Text)
+	}
+	if implicitTLS {
+		rwc.Close()
+		return
+	}
+	line := srv.refusalLine(r)
+	if _, ok := rwc.(*net.TCPConn); ok {
+		// A bound in case that ever fails to hold, for the accept loop.
+		rwc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		rwc.Write(line)
+		rwc.Close()
+		return
+	}
+	go func() {
+		defer rwc.Close()
+		rwc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		rwc.Write(line)
+	}()
+}
+
+// refusalLine returns r in the greeting's form, formatted once for the
+// refusals that may come in floods.
+func (srv *Server) refusalLine(r *Reply) []byte {
+	srv.refuseOnce.Do(func() {
+		srv.refuseBusy = srv.greetingLine(replyTooManyConns)
+		srv.refuseIP = srv.greetingLine(replyTooManyFromIP)
+	})
+	switch r {
+	case replyTooManyConns:
+		return srv.refuseBusy
+	case replyTooManyFromIP:
+		return srv.refuseIP
+	}
+	return srv.greetingLine(r)
 }
 
 // greetingLine formats a reply sent instead of a command reply, as the

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -162,4 +164,94 @@ func TestListenAndServe(t *testing.T) {
 	if err := <-served; !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("ListenAndServe returned %v", err)
 	}
+}
+
+// TestShutdownClientNotReading: Shutdown writes nothing itself, so a
+// session whose 421 cannot be written (a client that does not read, behind
+// a write that does not return) delays neither the other sessions' 421 nor
+// Shutdown's return when its context ends; Close then ends it. Shutdown used
+// to write each 421 itself while holding the server's lock.
+func TestShutdownClientNotReading(t *testing.T) {
+	wrapped := make(chan *stallConn, 2)
+	srv := &Server{WrapConn: func(c net.Conn) net.Conn {
+		s := &stallConn{Conn: c, closed: make(chan struct{})}
+		wrapped <- s
+		return s
+	}}
+	addr := startServer(t, srv)
+	stuck := greeted(t, addr) // idle, its replies all written
+	(<-wrapped).stall.Store(true)
+	other := greeted(t, addr)
+	<-wrapped
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- srv.Shutdown(ctx) }()
+	other.expect("421 4.3.2")
+	other.expectClosed()
+	select {
+	case err := <-shutdown:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Shutdown returned %v, want context.DeadlineExceeded", err)
+		}
+	case <-time.After(10 * time.Second): // a bound for a broken server, not a measure
+		t.Fatal("Shutdown did not return when its context ended")
+	}
+	srv.Close()
+	stuck.expectClosed()
+}
+
+// stallConn is a connection whose writes, once stall is set, do not return
+// until it is closed, deadline or not.
+type stallConn struct {
+	net.Conn
+	stall  atomic.Bool
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *stallConn) Write(p []byte) (int, error) {
+	if c.stall.Load() {
+		<-c.closed
+		return 0, net.ErrClosed
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *stallConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// TestCloseAfterShutdown: when Shutdown's context ends, a message still
+// being delivered may yet be acknowledged, until Close: after Close no 250
+// reaches the client, even from a Handler that stores the message and
+// returns nil when its context ends. The client will send the message
+// again: a duplicate, never a loss.
+func TestCloseAfterShutdown(t *testing.T) {
+	inHandler := make(chan struct{})
+	stored := make(chan struct{})
+	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, env *Envelope, msg io.Reader) error {
+		io.Copy(io.Discard, msg)
+		close(inHandler)
+		<-ctx.Done()
+		close(stored)
+		return nil
+	})}
+	addr := startServer(t, srv)
+	c := greeted(t, addr)
+	c.do("MAIL FROM:<a@example.org>", "250")
+	c.do("RCPT TO:<b@example.org>", "250")
+	c.do("DATA", "354")
+	c.send("body\r\n.\r\n")
+	<-inHandler
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := srv.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown returned %v, want context.Canceled", err)
+	}
+	srv.Close()
+	<-stored
+	c.expectClosed()
 }

@@ -66,7 +66,7 @@ func (c *conn) handshake(config *tls.Config, early []byte) bool {
 		under = &earlyConn{Conn: c.rwc, early: early}
 	}
 	tc := tls.Server(under, config)
-	tc.SetDeadline(time.Now().Add(orDefault(c.srv.TLSHandshakeTimeout, defaultTLSHandshake)))
+	tc.SetDeadline(deadlineIn(orDefault(c.srv.TLSHandshakeTimeout, defaultTLSHandshake)))
 	if err := tc.HandshakeContext(c.ctx); err != nil {
 		c.logInfo("TLS handshake failed", "error", err)
 		return false

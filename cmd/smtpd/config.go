@@ -48,6 +48,9 @@ type config struct {
 	maxRecipients int           // -max-recipients
 	maxConns      int           // -max-conns
 	timeout       time.Duration // -timeout
+	// -max-conns-per-ip: in the library's terms on the command line too,
+	// since its default depends on -max-conns and 0 must ask for it.
+	maxConnsPerIP int
 
 	denyHosts      hostList    // -deny-hosts
 	allowHosts     hostList    // -allow-hosts
@@ -129,6 +132,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Int64Var(&cfg.maxSize, "max-size", defaultMaxSize, "largest message accepted, in `bytes`; 0 means no limit")
 	fs.IntVar(&cfg.maxRecipients, "max-recipients", defaultMaxRecipients, "most recipients of one message; 0 means no limit")
 	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns, "most concurrent connections; 0 means no limit")
+	fs.IntVar(&cfg.maxConnsPerIP, "max-conns-per-ip", 0, "most concurrent connections from one client IP address (with -proxy-protocol, the address the header carries); 0 means the library's default, never more than half of -max-conns; a negative value means no limit")
 	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "how long to wait for a command or for each block of message data; 0 means forever")
 
 	fs.Var(&cfg.denyHosts, "deny-hosts", "refuse clients from this comma-separated `list` of IPs and CIDRs, at connect")

@@ -138,7 +138,7 @@ func TestHelp(t *testing.T) {
 	// The flags the issue names (those implemented so far) must exist,
 	// since other programs rely on them.
 	for _, name := range []string{"addr", "hostname", "banner", "maildir", "mbox", "exec", "discard",
-		"max-size", "max-recipients", "max-conns", "timeout", "deny-hosts", "allow-hosts",
+		"max-size", "max-recipients", "max-conns", "max-conns-per-ip", "timeout", "deny-hosts", "allow-hosts",
 		"deny-senders", "deny-recipients", "accept-domains", "log", "v",
 		"tls-cert", "tls-key", "tls-self-signed", "tls-addr", "auth-file", "auth-insecure", "auth-required",
 		"lmtp", "proxy-protocol", "proxy-trusted"} {

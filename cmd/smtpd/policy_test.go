@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // -deny-hosts and -allow-hosts decide at connect: a refused client gets
@@ -99,6 +102,25 @@ func TestAddressLists(t *testing.T) {
 	}
 	if res.Data.Code != 250 {
 		t.Errorf("DATA for the accepted recipients: %+v", res.Data)
+	}
+	s.stop()
+}
+
+// -max-conns-per-ip: the connection beyond it, from the same address, gets
+// 421 as its greeting and is closed.
+func TestMaxConnsPerIP(t *testing.T) {
+	s := start(t, "-discard", "-max-conns-per-ip", "1")
+	dialSMTP(t, s.addr) // greeted, held
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(waitTimeout))
+	r := bufio.NewReader(c)
+	expectReply(t, r, "421 ")
+	if line, err := r.ReadString('\n'); err == nil {
+		t.Fatalf("got %q after the 421, want the connection closed", line)
 	}
 	s.stop()
 }

@@ -31,6 +31,8 @@ func newServer(cfg *config, log *slog.Logger, h smtpd.Handler, tlsConfig *tls.Co
 		AllowInsecureAuth: cfg.authInsecure,
 		RequireAuth:       cfg.authRequired,
 		ProxyTrusted:      cfg.proxyTrusted,
+		// In the library's terms already: see config.maxConnsPerIP.
+		MaxConnectionsPerIP: cfg.maxConnsPerIP,
 	}
 	if users != nil {
 		srv.Authenticate = users.authenticate

@@ -55,6 +55,9 @@ var Keys = map[string]Key{
 	"verify":                {Config: true},
 	"expand":                {Config: true},
 
+	// One client's share of max-connections (MaxConnectionsPerIP).
+	"max-connections-per-ip": {Config: true},
+
 	// Extensions that need setting up: RFC 3207 and RFC 8314, RFC 4954,
 	// RFC 2033, the PROXY protocol.
 	"tls":                   {Config: true, Remote: true},
