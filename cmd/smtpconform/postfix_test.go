@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 // A private Postfix for tests: a real, widely deployed SMTP server to
