@@ -150,10 +150,12 @@ func (m *messageReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// stop ends the delivery: its timer and its context.
+// stop ends the delivery: its timer and its context. The reader is the
+// session's, used again for its next message, whose timer starts anew.
 func (m *messageReader) stop() {
 	if m.timer != nil {
 		m.timer.Stop()
+		m.timer = nil
 	}
 	m.cancel()
 }
