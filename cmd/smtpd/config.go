@@ -141,7 +141,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 
 	fs.StringVar(&cfg.maildir, "maildir", "", "store each message in the Maildir `dir`, created if missing")
 	fs.StringVar(&cfg.mbox, "mbox", "", "append each message to the mbox `file` (mboxrd, locked with flock)")
-	fs.StringVar(&cfg.execCmd, "exec", "", "pipe each message to sh -c `command`; exit 0 accepts, 75 is a temporary failure, others refuse")
+	fs.StringVar(&cfg.execCmd, "exec", "", "pipe each message to sh -c `command`; its exit status decides: 0 accepts, 75 or death by a signal is a temporary failure, others refuse")
 	fs.BoolVar(&cfg.discard, "discard", false, "accept and drop every message, as fast as possible (load tests); logs only errors unless -v")
 
 	fs.Int64Var(&cfg.maxSize, "max-size", defaultMaxSize, "largest message accepted, in `bytes`; 0 means no limit")
