@@ -49,10 +49,10 @@ type config struct {
 	maxConns      int           // -max-conns
 	timeout       time.Duration // -timeout
 
-	// Timeouts of the message itself, in the library's terms too, but
-	// taken as they are: 0, the flags' default, leaves the library's
-	// default; there is no "forever" (a slow sender would hold a
-	// connection, and -max-conns of them lock everyone out).
+	// The message's timeouts, passed to the library as they are: 0, the
+	// flags' default, takes the library's default. Negative values are
+	// refused, so there is no "forever": a slow sender would hold its
+	// connection, and -max-conns of them would lock everyone out.
 	dataTimeout     time.Duration // -data-timeout
 	messageTimeout  time.Duration // -message-timeout
 	deliveryTimeout time.Duration // -delivery-timeout

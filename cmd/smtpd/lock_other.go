@@ -12,6 +12,8 @@ import (
 // appending without the lock mail readers take would corrupt the mbox.
 var errNoLock = errors.New("not supported on " + runtime.GOOS + ": no flock to lock the mbox with")
 
+const mboxFlags = os.O_RDWR | os.O_APPEND | os.O_CREATE
+
 func tryLock(f *os.File) (bool, error) { return false, errNoLock }
 
 func unlock(f *os.File) error { return errNoLock }

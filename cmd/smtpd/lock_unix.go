@@ -8,6 +8,10 @@ import (
 	"syscall"
 )
 
+// mboxFlags opens an mbox: O_APPEND writes at its end whatever another
+// writer did.
+const mboxFlags = os.O_RDWR | os.O_APPEND | os.O_CREATE
+
 // tryLock takes an exclusive flock(2) on f, the lock mail readers such as
 // mutt and Python's mailbox take on an mbox, without waiting: it reports
 // false when another process holds it.

@@ -25,6 +25,11 @@ const (
 	allBytes = ^uint32(0)
 )
 
+// mboxFlags opens an mbox, without O_APPEND: on Windows it takes away the
+// right to truncate (FILE_WRITE_DATA), which cutting back a failed append
+// needs. The lock is mandatory, so the end found under it stays the end.
+const mboxFlags = os.O_RDWR | os.O_CREATE
+
 // tryLock takes an exclusive lock on all of f without waiting: it reports
 // false when another process holds it.
 func tryLock(f *os.File) (bool, error) {

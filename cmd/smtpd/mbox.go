@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -52,17 +51,6 @@ func openMbox(path string) (*mbox, error) {
 	return &mbox{path: path}, nil
 }
 
-// mboxFlags opens an mbox to append to it. Windows is the exception: there
-// O_APPEND takes away the right to truncate (FILE_WRITE_DATA), which cutting
-// back a failed append needs; its lock is mandatory, so writing at the end
-// found under the lock is as safe.
-var mboxFlags = func() int {
-	if runtime.GOOS == "windows" {
-		return os.O_RDWR | os.O_CREATE
-	}
-	return os.O_RDWR | os.O_APPEND | os.O_CREATE
-}()
-
 // lockRetry is how often a locked mbox is tried again; the wait ends with
 // the delivery's context.
 const lockRetry = 50 * time.Millisecond
@@ -92,7 +80,7 @@ func (m *mbox) store(ctx context.Context, env *smtpd.Envelope, msg io.Reader) (s
 		return "", err
 	}
 	size := fi.Size()
-	if _, err := f.Seek(size, io.SeekStart); err != nil { // without O_APPEND (mboxFlags)
+	if _, err := f.Seek(size, io.SeekStart); err != nil { // for Windows: see mboxFlags
 		return "", err
 	}
 	if err := m.append(ctx, f, size, env, s); err != nil {
