@@ -162,7 +162,8 @@ func TestEightBitPassesUnaltered(t *testing.T) {
 }
 
 // TestDeliveryTimeout: the handler's context ends DeliveryTimeout after the
-// final "." has been read, not before.
+// final "." has been read, not before; and so for every message of a
+// session, not only the first.
 func TestDeliveryTimeout(t *testing.T) {
 	srv := &Server{DeliveryTimeout: 100 * time.Millisecond, Handler: HandlerFunc(func(ctx context.Context, env *Envelope, msg io.Reader) error {
 		if _, err := io.Copy(io.Discard, msg); err != nil {
@@ -174,6 +175,10 @@ func TestDeliveryTimeout(t *testing.T) {
 	c := greeted(t, startServer(t, srv))
 	c.message("x\r\n.\r\n", "451 4.4.7")
 	c.do("NOOP", "250")
+	c.message("y\r\n.\r\n", "451 4.4.7")
+	c.do("MAIL FROM:<a@example.org>", "250")
+	c.do("RCPT TO:<b@example.org>", "250")
+	c.bdat("z", true, "451 4.4.7")
 }
 
 // TestRefusedTimeout: a refused client that stays silent is disconnected.

@@ -1,8 +1,10 @@
 package smtpd
 
 import (
+	"bufio"
 	"errors"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -103,10 +105,26 @@ func (c *conn) refuseChunk(arg string, r *Reply) {
 	}
 	c.reply(r)
 	c.startMessage()
-	if _, err := c.br.Discard(int(min(size, 1<<62))); err != nil {
+	if _, err := discardN(c.br, size); err != nil {
 		c.readFailed(err)
 		c.state = stateDone
 	}
+}
+
+// discardN reads and drops n octets from br. bufio.Reader.Discard takes an
+// int, which on 32-bit platforms holds less than a chunk size may be (20
+// digits, RFC 3030 4): converted, 1<<32 would become 0, and the chunk's
+// octets would be read as commands.
+func discardN(br *bufio.Reader, n int64) (int64, error) {
+	var done int64
+	for done < n {
+		k, err := br.Discard(int(min(n-done, math.MaxInt)))
+		done += int64(k)
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
@@ -186,8 +204,8 @@ func (r *chunkReader) drain() {
 			return
 		}
 		if r.viol != nil && r.left > 0 {
-			n, err := r.c.br.Discard(int(r.left))
-			r.left -= int64(n)
+			n, err := discardN(r.c.br, r.left)
+			r.left -= n
 			if err != nil {
 				r.err, r.left = err, 0
 			}

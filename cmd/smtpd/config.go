@@ -52,6 +52,19 @@ type config struct {
 	// since its default depends on -max-conns and 0 must ask for it.
 	maxConnsPerIP int
 
+	// The message's timeouts, passed to the library as they are: 0, the
+	// flags' default, takes the library's default. Negative values are
+	// refused, so there is no "forever": a slow sender would hold its
+	// connection, and -max-conns of them would lock everyone out.
+	dataTimeout     time.Duration // -data-timeout
+	messageTimeout  time.Duration // -message-timeout
+	deliveryTimeout time.Duration // -delivery-timeout
+
+	// shutdownTimeout is how long a graceful stop waits for sessions
+	// before closing them; 0 waits for them all. The library has no such
+	// field (Shutdown takes a context), so its default is the program's.
+	shutdownTimeout time.Duration // -shutdown-timeout
+
 	denyHosts      hostList    // -deny-hosts
 	allowHosts     hostList    // -allow-hosts
 	denySenders    patternList // -deny-senders
@@ -72,6 +85,11 @@ const (
 	defaultMaxRecipients = 100      // RFC 5321 4.5.3.1.8's minimum
 	defaultMaxConns      = 1000
 	defaultTimeout       = 5 * time.Minute // RFC 5321 4.5.3.2.7
+
+	// A stop should not hang on clients, yet a message being received
+	// deserves time to finish; systemd waits 90 s (TimeoutStopSec) before
+	// it kills a service, so this leaves room to spare.
+	defaultShutdownTimeout = 30 * time.Second
 )
 
 // errHelp is parseConfig's answer to -help: print the usage, exit 0.
@@ -126,14 +144,18 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 
 	fs.StringVar(&cfg.maildir, "maildir", "", "store each message in the Maildir `dir`, created if missing")
 	fs.StringVar(&cfg.mbox, "mbox", "", "append each message to the mbox `file` (mboxrd, locked with flock)")
-	fs.StringVar(&cfg.execCmd, "exec", "", "pipe each message to sh -c `command`; exit 0 accepts, 75 is a temporary failure, others refuse")
+	fs.StringVar(&cfg.execCmd, "exec", "", "pipe each message to sh -c `command`; its exit status decides: 0 accepts, 75 or death by a signal is a temporary failure, others refuse")
 	fs.BoolVar(&cfg.discard, "discard", false, "accept and drop every message, as fast as possible (load tests); logs only errors unless -v")
 
 	fs.Int64Var(&cfg.maxSize, "max-size", defaultMaxSize, "largest message accepted, in `bytes`; 0 means no limit")
 	fs.IntVar(&cfg.maxRecipients, "max-recipients", defaultMaxRecipients, "most recipients of one message; 0 means no limit")
 	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns, "most concurrent connections; 0 means no limit")
 	fs.IntVar(&cfg.maxConnsPerIP, "max-conns-per-ip", 0, "most concurrent connections from one client IP address (with -proxy-protocol, the address the header carries); 0 means the library's default, never more than half of -max-conns; a negative value means no limit")
-	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "how long to wait for a command or for each block of message data; 0 means forever")
+	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "how long to wait for a command line; 0 means forever")
+	fs.DurationVar(&cfg.dataTimeout, "data-timeout", 0, "how long to wait for each block of message data; 0 means the library's default (smtpd.Server.DataTimeout)")
+	fs.DurationVar(&cfg.messageTimeout, "message-timeout", 0, "how long the whole message may take to arrive, so that a client that trickles it is cut off; 0 means the library's default (smtpd.Server.MessageTimeout)")
+	fs.DurationVar(&cfg.deliveryTimeout, "delivery-timeout", 0, "how long storing a message may take (-exec: then the command is killed); 0 means the library's default (smtpd.Server.DeliveryTimeout)")
+	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "after SIGINT or SIGTERM, how long sessions may take to finish their message; then the rest are closed; 0 means wait for them all")
 
 	fs.Var(&cfg.denyHosts, "deny-hosts", "refuse clients from this comma-separated `list` of IPs and CIDRs, at connect")
 	fs.Var(&cfg.allowHosts, "allow-hosts", "accept clients only from this comma-separated `list` of IPs and CIDRs")
@@ -192,6 +214,14 @@ func (cfg *config) check() error {
 	cfg.maxRecipients = noLimit(cfg.maxRecipients)
 	cfg.maxConns = noLimit(cfg.maxConns)
 	cfg.timeout = noLimit(cfg.timeout)
+	for _, l := range []struct {
+		name string
+		v    time.Duration
+	}{{"-data-timeout", cfg.dataTimeout}, {"-message-timeout", cfg.messageTimeout}, {"-delivery-timeout", cfg.deliveryTimeout}, {"-shutdown-timeout", cfg.shutdownTimeout}} {
+		if l.v < 0 {
+			return fmt.Errorf("%s: must not be negative", l.name)
+		}
+	}
 
 	switch cfg.logFormat {
 	case "text", "json":

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"smtpd/smtpd"
@@ -17,12 +16,26 @@ import (
 
 // execStore pipes each message to "sh -c command", as a delivery program
 // such as procmail or dovecot-lda expects: the message on standard input,
-// the envelope in the environment, and the verdict in the exit status
-// (sysexits.h, as sendmail's and Postfix's pipe delivery read it):
+// the envelope in the environment, and the verdict in the exit status of
+// sh (sysexits.h, as sendmail's and Postfix's pipe delivery read it):
 //
-//	0        delivered: 250
-//	75       EX_TEMPFAIL, try again later: 451
-//	anything else, or death by a signal: 554
+//	0                    delivered: 250
+//	75                   EX_TEMPFAIL, try again later: 451
+//	killed by a signal   451: the command did not finish (an out-of-memory
+//	                     kill, say), which is no verdict on the message
+//	anything else        554
+//
+// The exit status alone decides. A process the command leaves behind (a
+// background child) may keep its output open; once sh has exited, the
+// reply waits at most execWaitDelay for it, and a 0 is still a 250: a
+// temporary failure there would make the client send a message that is
+// already stored again.
+//
+// The command runs in a process group of its own (setProcessGroup), which
+// is killed whole when the delivery is cancelled (the client left,
+// -delivery-timeout, the end of -shutdown-timeout, a second signal) and
+// when sh dies by a signal: nothing it started keeps running on behalf of a
+// delivery the client will try again.
 //
 // The command's output goes to the log, cut short, never to the client:
 // it may say anything about the machine.
@@ -43,8 +56,10 @@ const execOutputMax = 2048
 
 // execWaitDelay is how long, after the command exited or was killed, its
 // output pipe may stay open (held by a background child) before Wait gives
-// up on it.
-const execWaitDelay = 5 * time.Second
+// up on it. What the command itself wrote is in the pipe when it exits, so
+// this only needs to cover the copying goroutine's scheduling; it delays
+// the reply when a background child holds the pipe.
+const execWaitDelay = time.Second
 
 func (e *execStore) store(ctx context.Context, env *smtpd.Envelope, msg io.Reader) (string, error) {
 	// Spooled first: the command sees only complete messages, and a
@@ -70,37 +85,41 @@ func (e *execStore) store(ctx context.Context, env *smtpd.Envelope, msg io.Reade
 	// Its own process group, so that a cancelled delivery kills the
 	// whole pipeline, not only sh; and so that a ^C at the terminal
 	// reaches smtpd alone, which lets deliveries in flight finish.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	setProcessGroup(cmd)
 	cmd.WaitDelay = execWaitDelay
 
 	err = cmd.Run()
-	status := "exit 0"
-	if cmd.ProcessState != nil {
-		status = cmd.ProcessState.String()
+	ps := cmd.ProcessState
+	if ps == nil {
+		// sh did not start: our failure, not the message's.
+		return "", err
 	}
-	where := fmt.Sprintf("command %s", status)
+	where := "command " + ps.String()
 	if o := out.String(); o != "" {
 		where += fmt.Sprintf(", output %q", o)
 	}
-
-	var exitErr *exec.ExitError
 	switch {
-	case err == nil:
+	case ps.Success() && (err == nil || errors.Is(err, exec.ErrWaitDelay)):
 		return where, nil
-	case ctx.Err() != nil:
-		// Killed because the client left or the delivery took too long:
-		// the client, if still there, may try again.
-		return where, fmt.Errorf("%s: %w", where, ctx.Err())
-	case errors.As(err, &exitErr) && exitErr.ExitCode() == exTempFail:
+	case ps.Success():
+		// The command exited 0, but its input could not be copied
+		// whole (the spool failed): it may have stored part of the
+		// message; a copy in full comes when the client tries again.
+		return where, fmt.Errorf("%s: %w", where, err)
+	case !ps.Exited() || ctx.Err() != nil:
+		// Killed by a signal: by our cancellation (on Windows, where
+		// there are no signals, that is the only kill seen), or by
+		// someone else (the kernel, out of memory). Either way it did
+		// not finish, and what it started must not go on.
+		killProcessGroup(cmd)
+		if ctx.Err() != nil {
+			return where, fmt.Errorf("%s: %w", where, context.Cause(ctx))
+		}
+		return where, errors.New(where)
+	case ps.ExitCode() == exTempFail:
 		return where, replyExecTempFail
-	case errors.As(err, &exitErr):
-		return where, replyExecFailed
-	default:
-		// sh did not start, or its output could not be read: our
-		// failure, not the message's.
-		return where, err
 	}
+	return where, replyExecFailed
 }
 
 // forwardPaths returns the recipients' addresses separated by spaces, for

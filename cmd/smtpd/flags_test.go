@@ -58,6 +58,10 @@ func TestBadConfiguration(t *testing.T) {
 		{[]string{"-max-size", "-1"}, []string{"-max-size", "negative"}},
 		{[]string{"-max-recipients", "-5"}, []string{"-max-recipients"}},
 		{[]string{"-timeout", "soon"}, []string{"-timeout", "soon"}},
+		{[]string{"-data-timeout", "-1s"}, []string{"-data-timeout", "negative"}},
+		{[]string{"-message-timeout", "-1s"}, []string{"-message-timeout", "negative"}},
+		{[]string{"-delivery-timeout", "-1s"}, []string{"-delivery-timeout", "negative"}},
+		{[]string{"-shutdown-timeout", "-1s"}, []string{"-shutdown-timeout", "negative"}},
 		{[]string{"-deny-hosts", "300.1.2.3"}, []string{"-deny-hosts", "300.1.2.3"}},
 		{[]string{"-allow-hosts", "10.0.0.0/33"}, []string{"-allow-hosts", "10.0.0.0/33"}},
 		{[]string{"-log", "xml"}, []string{"-log", "xml"}},
@@ -138,7 +142,8 @@ func TestHelp(t *testing.T) {
 	// The flags the issue names (those implemented so far) must exist,
 	// since other programs rely on them.
 	for _, name := range []string{"addr", "hostname", "banner", "maildir", "mbox", "exec", "discard",
-		"max-size", "max-recipients", "max-conns", "max-conns-per-ip", "timeout", "deny-hosts", "allow-hosts",
+		"max-size", "max-recipients", "max-conns", "max-conns-per-ip", "timeout", "data-timeout", "message-timeout",
+		"delivery-timeout", "shutdown-timeout", "deny-hosts", "allow-hosts",
 		"deny-senders", "deny-recipients", "accept-domains", "log", "v",
 		"tls-cert", "tls-key", "tls-self-signed", "tls-addr", "auth-file", "auth-insecure", "auth-required",
 		"lmtp", "proxy-protocol", "proxy-trusted"} {

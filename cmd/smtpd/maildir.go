@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -31,7 +34,7 @@ type maildir struct {
 func openMaildir(dir string) (*maildir, error) {
 	for _, sub := range []string{"tmp", "new", "cur"} {
 		// 0700: mail is private (the Maildir convention).
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+		if err := mkdirSynced(filepath.Join(dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("-maildir: %v", err)
 		}
 	}
@@ -116,9 +119,39 @@ func (m *maildir) store(ctx context.Context, env *smtpd.Envelope, msg io.Reader)
 	return final, nil
 }
 
+// mkdirSynced makes dir and its missing parents, as os.MkdirAll does, and
+// syncs the parent of each directory it made: a message synced into new/ is
+// not durable while new/ itself may vanish in a crash.
+func mkdirSynced(dir string, perm os.FileMode) error {
+	var made []string // the directories missing, deepest first
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		made = append(made, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, perm); err != nil {
+		return err
+	}
+	for _, d := range made {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // syncDir flushes a directory's entries to disk, so that a file created or
-// renamed in it survives a crash.
+// renamed in it survives a crash. Windows has no way to do that
+// (FlushFileBuffers refuses a directory, with "access denied"); there it
+// does nothing, and NTFS's metadata journal is all there is.
 func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

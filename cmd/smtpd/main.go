@@ -40,7 +40,9 @@
 // "Delivered-To: <recipient>" per recipient and the Received field, then
 // the message as received. The client gets 250 only once the message is
 // durably stored. SIGINT or SIGTERM stops the server gracefully: messages
-// being received are finished first; a second signal stops at once.
+// being received are finished first, for at most -shutdown-timeout, after
+// which the sessions still open are closed; a second signal stops at once,
+// and the exit status is then 1.
 //
 // Run "smtpd -help" for every flag.
 package main
@@ -55,8 +57,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
+	"time"
 
 	"smtpd/smtpd"
 )
@@ -70,7 +72,7 @@ func main() {
 // Exit statuses.
 const (
 	exitOK      = 0
-	exitFailure = 1 // the server failed while running
+	exitFailure = 1 // the server failed while running, or a second signal stopped it at once
 	exitUsage   = 2 // the configuration cannot work: nothing was started
 )
 
@@ -158,20 +160,16 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	}
 
 	status := exitOK
-	var stopping sync.WaitGroup
 	select {
 	case err := <-serveErr:
 		fmt.Fprintf(stderr, "smtpd: %v\n", err)
 		srv.Close()
 		status = exitFailure
 	case sig := <-sigs:
-		stopping.Add(1)
-		go func() {
-			defer stopping.Done()
-			shutdown(srv, sig, sigs, log)
-		}()
+		if forced := shutdown(srv, sig, sigs, cfg.shutdownTimeout, log); forced {
+			status = exitFailure
+		}
 	}
-	stopping.Wait()
 	// Whatever stopped the server, a delivery in flight is finished (or,
 	// after Close cancelled it, rolled back) before the process exits, so
 	// that no file is left half-written.
@@ -227,22 +225,41 @@ func listen(cfg *config) ([]listener, error) {
 	return listeners, nil
 }
 
+// errStopNow is the cause of the shutdown's end when a second signal asks
+// to stop at once.
+var errStopNow = errors.New("stopped at once")
+
 // shutdown stops srv gracefully after the signal sig: listeners close,
 // idle sessions get 421, and sessions in the middle of a message finish it.
-// A second signal closes everything at once.
-func shutdown(srv *smtpd.Server, sig os.Signal, sigs <-chan os.Signal, log *slog.Logger) {
-	log.Warn("shutting down; signal again to stop at once", "signal", sig.String())
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// After timeout (when not 0), or at a second signal, the sessions still
+// open are closed, those in a TLS handshake included, and deliveries in
+// flight are cancelled (an -exec command is killed); their clients get no
+// 250, so they will send again. It reports whether a second signal forced
+// the stop, for the exit status: a script must not take it for a clean one.
+func shutdown(srv *smtpd.Server, sig os.Signal, sigs <-chan os.Signal, timeout time.Duration, log *slog.Logger) (forced bool) {
+	log.Warn("shutting down; signal again to stop at once", "signal", sig.String(), "timeout", timeout.String())
+	ctx, stop := context.WithCancelCause(context.Background())
+	defer stop(nil)
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	go func() {
 		select {
 		case sig := <-sigs:
 			log.Warn("stopping at once", "signal", sig.String())
-			cancel()
+			stop(errStopNow)
 		case <-ctx.Done():
 		}
 	}()
-	if err := srv.Shutdown(ctx); err != nil {
-		srv.Close()
+	if err := srv.Shutdown(ctx); err == nil {
+		return false
 	}
+	forced = errors.Is(context.Cause(ctx), errStopNow)
+	if !forced {
+		log.Warn("closing the sessions still open", "after", timeout.String())
+	}
+	srv.Close()
+	return forced
 }

@@ -4,13 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"smtpd/smtpd"
@@ -31,15 +29,24 @@ type mbox struct {
 }
 
 // openMbox checks that path can be opened for appending, creating it when
-// missing.
+// missing, and locked.
 func openMbox(path string) (*mbox, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, mboxFlags, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("-mbox: %v", err)
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("-mbox: %s is not a regular file", path)
+	}
+	// A mail reader may hold the lock now; what matters is that the
+	// file system and the platform can lock at all.
+	locked, err := tryLock(f)
+	if err != nil {
+		return nil, fmt.Errorf("-mbox: %v", err)
+	}
+	if locked {
+		unlock(f)
 	}
 	return &mbox{path: path}, nil
 }
@@ -58,7 +65,7 @@ func (m *mbox) store(ctx context.Context, env *smtpd.Envelope, msg io.Reader) (s
 	// Opened for each message rather than once: a mail reader may replace
 	// the file (when it expunges), and appending to the old one would lose
 	// mail.
-	f, err := os.OpenFile(m.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(m.path, mboxFlags, 0o600)
 	if err != nil {
 		return "", err
 	}
@@ -66,13 +73,16 @@ func (m *mbox) store(ctx context.Context, env *smtpd.Envelope, msg io.Reader) (s
 	if err := lock(ctx, f); err != nil {
 		return "", err
 	}
-	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	defer unlock(f)
 
 	fi, err := f.Stat()
 	if err != nil {
 		return "", err
 	}
 	size := fi.Size()
+	if _, err := f.Seek(size, io.SeekStart); err != nil { // for Windows: see mboxFlags
+		return "", err
+	}
 	if err := m.append(ctx, f, size, env, s); err != nil {
 		// Cut the file back, so it never holds part of a message.
 		if terr := f.Truncate(size); terr == nil {
@@ -140,16 +150,16 @@ func (m *mbox) append(ctx context.Context, f *os.File, size int64, env *smtpd.En
 	return ctx.Err()
 }
 
-// lock takes an exclusive flock on f, waiting while another process holds
-// it, until ctx ends.
+// lock takes an exclusive lock on f (tryLock), waiting while another
+// process holds it, until ctx ends.
 func lock(ctx context.Context, f *os.File) error {
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+		locked, err := tryLock(f)
+		if err != nil {
 			return fmt.Errorf("locking %s: %w", f.Name(), err)
+		}
+		if locked {
+			return nil
 		}
 		select {
 		case <-ctx.Done():

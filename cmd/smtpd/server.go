@@ -24,7 +24,9 @@ func newServer(cfg *config, log *slog.Logger, h smtpd.Handler, tlsConfig *tls.Co
 		MaxRecipients:   cfg.maxRecipients,
 		MaxConnections:  cfg.maxConns,
 		CommandTimeout:  cfg.timeout,
-		DataTimeout:     cfg.timeout,
+		DataTimeout:     cfg.dataTimeout,
+		MessageTimeout:  cfg.messageTimeout,
+		DeliveryTimeout: cfg.deliveryTimeout,
 		LMTP:            cfg.lmtp,
 		TLSConfig:       tlsConfig,
 		// The library offers AUTH only after TLS unless told otherwise.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"net"
 	"path/filepath"
@@ -61,7 +62,8 @@ func TestShutdownFinishesTransfer(t *testing.T) {
 }
 
 // A second signal stops at once: the message in flight gets no reply and
-// nothing of it is stored, in new/ or tmp/; the program still exits 0.
+// nothing of it is stored, in new/ or tmp/; the exit status is 1, so that
+// a script can tell that the stop was not clean.
 func TestShutdownForced(t *testing.T) {
 	dir := t.TempDir()
 	s := start(t, "-maildir", dir)
@@ -72,8 +74,8 @@ func TestShutdownForced(t *testing.T) {
 	s.waitLog("shutting down")
 	s.signal(syscall.SIGINT)
 	s.waitLog("stopping at once")
-	if code := s.wait(); code != 0 {
-		t.Errorf("exit status %d after two signals, want 0", code)
+	if code := s.wait(); code != exitFailure {
+		t.Errorf("exit status %d after two signals, want %d", code, exitFailure)
 	}
 
 	io.WriteString(c, "second half\r\n.\r\n")
@@ -99,4 +101,59 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// -shutdown-timeout bounds a graceful stop: the sessions still open when
+// it ends are closed, a transfer in the middle of its message (which gets
+// no 250 and leaves nothing in the Maildir) and clients stalled in the TLS
+// handshake (which the library would otherwise wait for until its own
+// handshake timeout); the program exits 0.
+func TestShutdownTimeout(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, "-maildir", dir, "-tls-self-signed", "-tls-addr", "127.0.0.1:0", "-shutdown-timeout", "1s")
+	_, tlsAddr, _ := strings.Cut(s.waitLog("(TLS)"), "listening on ")
+	tlsAddr = strings.TrimSuffix(tlsAddr, " (TLS)")
+
+	// Clients that connect to the TLS port and never send a ClientHello.
+	var stalled []net.Conn
+	for range 50 {
+		c, err := net.Dial("tcp", tlsAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(waitTimeout))
+		stalled = append(stalled, c)
+	}
+	c, _, _ := startTransfer(t, s)
+	eventually(t, "a file in tmp/", func() bool { return len(filesIn(t, filepath.Join(dir, "tmp"))) > 0 })
+
+	begin := time.Now()
+	s.signal(syscall.SIGTERM)
+	s.waitLog("closing the sessions still open")
+	if code := s.wait(); code != 0 {
+		t.Errorf("exit status %d after -shutdown-timeout, want 0", code)
+	}
+	t.Logf("exited %v after SIGTERM, with -shutdown-timeout 1s", time.Since(begin).Round(time.Millisecond))
+
+	for i, sc := range stalled {
+		if n, err := sc.Read(make([]byte, 1)); n > 0 || isTimeout(err) {
+			t.Fatalf("stalled TLS client %d: read %d bytes, error %v; want the connection closed", i, n, err)
+		}
+	}
+	io.WriteString(c, "second half\r\n.\r\n")
+	rest, _ := io.ReadAll(c)
+	if strings.Contains(string(rest), "250") {
+		t.Errorf("the message cut off by -shutdown-timeout was acknowledged: %q", rest)
+	}
+	for _, sub := range []string{"new", "tmp", "cur"} {
+		if names := filesIn(t, filepath.Join(dir, sub)); len(names) != 0 {
+			t.Errorf("%s/ holds %q after -shutdown-timeout", sub, names)
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

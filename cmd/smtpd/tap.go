@@ -74,7 +74,7 @@ type tapConn struct {
 	skipping  bool   // the rest of an overlong line is being dropped
 	server    []byte // a partial reply line
 	dataEnd   []byte // the last bytes of content, to find CRLF "." CRLF across reads
-	dataSize  int
+	dataSize  int64  // octets of content so far: 32 bits may not hold them
 	chunkLeft int64
 }
 
@@ -257,13 +257,13 @@ func (c *tapConn) content() bool {
 	buf := append(c.dataEnd, c.client...)
 	if i := bytes.Index(buf, []byte("\r\n.\r\n")); i >= 0 {
 		// Octets as sent, dot-stuffing included, up to the end mark.
-		c.dataSize += i + 2 - len(c.dataEnd)
-		c.log.Debug("client", "content", strconv.Itoa(c.dataSize)+" octets", "line", ".")
+		c.dataSize += int64(i + 2 - len(c.dataEnd))
+		c.log.Debug("client", "content", strconv.FormatInt(c.dataSize, 10)+" octets", "line", ".")
 		c.client = append([]byte(nil), buf[i+5:]...)
 		c.mode, c.dataEnd, c.dataSize = tapCommand, nil, 0
 		return true
 	}
-	c.dataSize += len(c.client)
+	c.dataSize += int64(len(c.client))
 	// Keep the last 4 bytes: the end mark may span reads.
 	c.dataEnd = append([]byte(nil), buf[max(0, len(buf)-4):]...)
 	c.client = c.client[:0]
@@ -274,12 +274,12 @@ func (c *tapConn) content() bool {
 func (c *tapConn) chunk() bool {
 	n := min(c.chunkLeft, int64(len(c.client)))
 	c.chunkLeft -= n
-	c.dataSize += int(n)
+	c.dataSize += n
 	c.client = c.client[n:]
 	if c.chunkLeft > 0 {
 		return false
 	}
-	c.log.Debug("client", "content", strconv.Itoa(c.dataSize)+" octets")
+	c.log.Debug("client", "content", strconv.FormatInt(c.dataSize, 10)+" octets")
 	c.mode, c.dataSize = tapCommand, 0
 	return true
 }
