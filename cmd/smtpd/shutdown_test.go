@@ -110,7 +110,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // handshake timeout); the program exits 0.
 func TestShutdownTimeout(t *testing.T) {
 	dir := t.TempDir()
-	s := start(t, "-maildir", dir, "-tls-self-signed", "-tls-addr", "127.0.0.1:0", "-shutdown-timeout", "1s")
+	s := start(t, "-maildir", dir, "-tls-self-signed", "-tls-addr", "127.0.0.1:0", "-shutdown-timeout", "1s",
+		"-max-conns-per-ip", "-1") // 51 connections from one address
 	_, tlsAddr, _ := strings.Cut(s.waitLog("(TLS)"), "listening on ")
 	tlsAddr = strings.TrimSuffix(tlsAddr, " (TLS)")
 
