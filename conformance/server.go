@@ -71,6 +71,8 @@ func configure(srv *smtpd.Server, rec *Recorder, f transcript.Field) error {
 	case "needs":
 		// For remote runs; the in-process server offers every extension
 		// the suite has cases for.
+	case "level", "profile", "sink":
+		// For smtpconform's reports and its choice of cases.
 	case "hostname":
 		srv.Hostname = v
 	case "banner":
