@@ -190,8 +190,8 @@ func TestPipelinedRepliesOneWrite(t *testing.T) {
 	c := dial(t, l.Addr().String())
 	c.expect("220")
 	c.do("EHLO client.example", "250") // one write for all five lines
-	c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nRCPT TO:<c@example.org>\r\nNOOP\r\nDATA\r\n")
-	for _, want := range []string{"250 2.1.0", "250 2.1.5", "250 2.1.5", "250 2.0.0", "354"} {
+	c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nRCPT TO:<c@example.org>\r\nDATA\r\n")
+	for _, want := range []string{"250 2.1.0", "250 2.1.5", "250 2.1.5", "354"} {
 		c.expect(want)
 	}
 	c.send(".\r\n")

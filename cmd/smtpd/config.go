@@ -49,6 +49,9 @@ type config struct {
 	maxConns      int           // -max-conns
 	timeout       time.Duration // -timeout
 
+	greetDelay     time.Duration // -greet-delay: listen this long before the greeting
+	pipeliningSync bool          // -pipelining-sync: refuse clients that do not wait for replies
+
 	denyHosts      hostList    // -deny-hosts
 	allowHosts     hostList    // -allow-hosts
 	denySenders    patternList // -deny-senders
@@ -130,6 +133,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&cfg.maxRecipients, "max-recipients", defaultMaxRecipients, "most recipients of one message; 0 means no limit")
 	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns, "most concurrent connections; 0 means no limit")
 	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "how long to wait for a command or for each block of message data; 0 means forever")
+	fs.DurationVar(&cfg.greetDelay, "greet-delay", 0, "listen this `long` before the greeting and cut off clients that talk in it (554), as Postfix's postscreen does; 0 greets at once")
+	fs.BoolVar(&cfg.pipeliningSync, "pipelining-sync", true, "cut off clients (554) that send commands before replies they must wait for (RFC 2920 3.1, RFC 5321 4.3.1), which stops transaction stuffing; -pipelining-sync=false lets them")
 
 	fs.Var(&cfg.denyHosts, "deny-hosts", "refuse clients from this comma-separated `list` of IPs and CIDRs, at connect")
 	fs.Var(&cfg.allowHosts, "allow-hosts", "accept clients only from this comma-separated `list` of IPs and CIDRs")
@@ -188,6 +193,9 @@ func (cfg *config) check() error {
 	cfg.maxRecipients = noLimit(cfg.maxRecipients)
 	cfg.maxConns = noLimit(cfg.maxConns)
 	cfg.timeout = noLimit(cfg.timeout)
+	if cfg.greetDelay < 0 {
+		return errors.New("-greet-delay: must not be negative")
+	}
 
 	switch cfg.logFormat {
 	case "text", "json":

@@ -31,6 +31,9 @@ func newServer(cfg *config, log *slog.Logger, h smtpd.Handler, tlsConfig *tls.Co
 		AllowInsecureAuth: cfg.authInsecure,
 		RequireAuth:       cfg.authRequired,
 		ProxyTrusted:      cfg.proxyTrusted,
+		GreetingDelay:     cfg.greetDelay,
+		// The library checks pipelining unless told otherwise.
+		DisablePipeliningSync: !cfg.pipeliningSync,
 	}
 	if users != nil {
 		srv.Authenticate = users.authenticate
