@@ -133,7 +133,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&cfg.maxRecipients, "max-recipients", defaultMaxRecipients, "most recipients of one message; 0 means no limit")
 	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns, "most concurrent connections; 0 means no limit")
 	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "how long to wait for a command or for each block of message data; 0 means forever")
-	fs.DurationVar(&cfg.greetDelay, "greet-delay", 0, "listen this `long` before the greeting and cut off clients that talk in it (554), as Postfix's postscreen does; 0 greets at once")
+	fs.DurationVar(&cfg.greetDelay, "greet-delay", 0, "listen this long before the greeting and cut off clients that talk in it (554), as Postfix's postscreen does; 0 greets at once")
 	fs.BoolVar(&cfg.pipeliningSync, "pipelining-sync", true, "cut off clients (554) that send commands before replies they must wait for (RFC 2920 3.1, RFC 5321 4.3.1), which stops transaction stuffing; -pipelining-sync=false lets them")
 
 	fs.Var(&cfg.denyHosts, "deny-hosts", "refuse clients from this comma-separated `list` of IPs and CIDRs, at connect")
