@@ -88,6 +88,14 @@ func configure(srv *smtpd.Server, rec *Recorder, f transcript.Field) error {
 		on, err := onOff(v)
 		srv.AcceptBareLineEnds = on
 		return err
+	case "pipelining-sync":
+		on, err := onOff(v)
+		srv.DisablePipeliningSync = !on
+		return err
+	case "greet-delay":
+		d, err := time.ParseDuration(v)
+		srv.GreetingDelay = d
+		return err
 	case "refuse-connection":
 		r, err := parseAnswer(v)
 		srv.CheckConnection = func(context.Context, net.Addr) error { return r.err() }

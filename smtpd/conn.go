@@ -125,19 +125,29 @@ func (c *conn) serve() {
 			return
 		}
 	}
-	if !c.greet() {
+	if !c.greet() || !c.speaksSMTP() {
 		return
 	}
-	for {
-		line, bad, err := c.readCommand(true)
+	for first := true; ; first = false {
+		if !first { // speaksSMTP started the first command's wait
+			c.waitCommand(true)
+		}
+		line, bad, err := c.readCommandLine()
 		if err != nil {
 			c.readFailed(err)
 			return
 		}
-		if bad != nil {
-			c.reply(bad)
-		} else if quit := c.dispatch(line); quit {
+		switch {
+		case first && bad == nil && isHTTPRequest(line):
+			c.logInfo("not SMTP: an HTTP request")
+			c.replyAndClose(replyNotSMTP)
 			return
+		case bad != nil:
+			c.reply(bad)
+		default:
+			if quit := c.dispatch(line); quit {
+				return
+			}
 		}
 		if c.tooManyErrors() {
 			c.replyAndClose(replyTooManyErrors)
@@ -176,15 +186,101 @@ func (c *conn) greet() bool {
 			c.logInfo("connection refused by CheckConnection")
 		}
 	}
+	if c.state != stateRefused && c.talkedFirst() {
+		return false
+	}
 	c.bw.Write(srv.greetingLine(greeting))
 	return true
 }
+
+// talkedFirst reports whether the session ends before the greeting: because
+// the client spoke first, which it must not (RFC 5321 4.3.1), or left.
+// Input that came with a PROXY header is early, unless
+// DisablePipeliningSync; with a GreetingDelay, so is anything that arrives
+// within it. An early client gets 554 (RFC 5321 3.1) and is cut off.
+func (c *conn) talkedFirst() bool {
+	srv := c.srv
+	if c.implicitTLS != nil {
+		return false // the client waited for the handshake
+	}
+	early := !srv.DisablePipeliningSync && c.br.Buffered() > 0
+	if !early && srv.GreetingDelay > 0 {
+		// Idle: Shutdown may answer for the session while it waits.
+		c.in.setDeadline(time.Now().Add(srv.GreetingDelay), 0, true)
+		_, err := c.br.Peek(1)
+		var ne net.Error
+		switch {
+		case err == nil:
+			early = true
+		case errors.As(err, &ne) && ne.Timeout():
+			// Silence, as it should be.
+		default:
+			c.readFailed(err)
+			return true
+		}
+	}
+	if early {
+		c.logInfo("client talked before the greeting", "octets", c.br.Buffered())
+		c.bw.Write(srv.greetingLine(replyPregreet))
+	}
+	return early
+}
+
+// speaksSMTP looks at the client's first octet, as soon as it arrives: every
+// SMTP command starts with a letter (RFC 5321 4.1.1). Anything else is
+// another protocol talking to the wrong port (a TLS handshake, a binary
+// probe), and gets one reply and the end of the session instead of a 500
+// for each line it may or may not ever end (Postfix's
+// smtpd_forbidden_commands has the same rule). It reports whether the
+// session goes on.
+func (c *conn) speaksSMTP() bool {
+	c.waitCommand(true)
+	b, err := c.br.Peek(1)
+	if err != nil {
+		c.readFailed(err)
+		return false
+	}
+	if !isLetter(b[0]) {
+		c.logInfo("not SMTP: the first octet is not a letter")
+		c.replyAndClose(replyNotSMTP)
+		return false
+	}
+	return true
+}
+
+// isHTTPRequest reports whether line, the session's first, is an HTTP
+// request line (RFC 9112 3: method SP request-target SP HTTP-version): a
+// browser or proxy made to talk to an SMTP port, as in the ALPACA attack,
+// whose headers and body would follow as SMTP commands. The methods of
+// RFC 9110 9 are not SMTP verbs, so their name and a target are enough;
+// any other method shows by its version.
+func isHTTPRequest(line []byte) bool {
+	method, rest, ok := bytes.Cut(line, []byte(" "))
+	if !ok || len(rest) == 0 {
+		return false
+	}
+	switch string(method) {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH":
+		return true
+	}
+	_, version, ok := bytes.Cut(rest, []byte(" "))
+	return ok && bytes.HasPrefix(version, []byte("HTTP/"))
+}
+
+func isLetter(b byte) bool { return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' }
 
 // readCommand reads one command line, within CommandTimeout, and returns it
 // without its CRLF; see readLine. idle says whether Shutdown may end the
 // session while it waits: not between the chunks of a message, where the
 // message's deadline (MessageTimeout) holds as well.
 func (c *conn) readCommand(idle bool) (line []byte, bad *Reply, err error) {
+	c.waitCommand(idle)
+	return c.readCommandLine()
+}
+
+// waitCommand starts the wait for a command line: the whole line must
+// arrive within CommandTimeout. idle is readCommand's.
+func (c *conn) waitCommand(idle bool) {
 	timeout := orDefault(c.srv.CommandTimeout, defaultCommandTimeout)
 	if c.state == stateRefused {
 		timeout = min(timeout, refusedTimeout)
@@ -197,6 +293,10 @@ func (c *conn) readCommand(idle bool) (line []byte, bad *Reply, err error) {
 		deadline = earlier(deadline, c.msgDeadline)
 	}
 	c.in.setDeadline(deadline, 0, idle)
+}
+
+// readCommandLine is readCommand after waitCommand.
+func (c *conn) readCommandLine() (line []byte, bad *Reply, err error) {
 	// AUTH with an initial response may be longer than other commands
 	// (RFC 4954 4).
 	limit := orDefault(c.srv.MaxCommandLength, defaultMaxCommand)
@@ -321,6 +421,11 @@ func (c *conn) dispatch(line []byte) (quit bool) {
 	if c.logEnabled(slog.LevelDebug) { // the arguments would be allocated even if not logged
 		c.logAt(slog.LevelDebug, "command", "verb", verb, "state", c.state.String())
 	}
+	if c.unsynchronized(verb) {
+		c.logInfo("client did not wait for a reply", "verb", verb, "state", c.state.String(), "octets", c.br.Buffered())
+		c.replyAndClose(replyUnsynchronized)
+		return true
+	}
 	rule, refusal := lookup(c.state, verb)
 	switch {
 	case refusal != nil && (verb == "BDAT" || verb == "BDAT LAST"):
@@ -341,6 +446,22 @@ func (c *conn) dispatch(line []byte) (quit bool) {
 		c.state = rule.next
 	}
 	return false
+}
+
+// unsynchronized reports whether the client sent more input behind a
+// command whose reply it had to wait for: a command whose place in a
+// pipelined group is last (RFC 2920 3.1), or any command when the client
+// has not negotiated PIPELINING, which it can do only with EHLO or LHLO
+// (RFC 5321 4.3.1: without an extension that says otherwise, the client
+// waits for each reply). c.esmtp tells: the EHLO reply always offers
+// PIPELINING, and HELO and STARTTLS clear it. BDAT is never checked,
+// since its chunk follows it at once (RFC 3030 2). The command must not
+// run: its reply would tell the client it may go on.
+func (c *conn) unsynchronized(verb string) bool {
+	if c.srv.DisablePipeliningSync || c.br.Buffered() == 0 || verb == "BDAT" || verb == "BDAT LAST" {
+		return false
+	}
+	return !c.esmtp || placeOf(verb) == last
 }
 
 // splitCommand splits a command line into its verb, in upper case, and its

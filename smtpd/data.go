@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -203,8 +204,10 @@ func (c *conn) appendReceived(b []byte, env *Envelope, now time.Time) []byte {
 }
 
 // protocol is the Received field's "with" value: SMTP after HELO, ESMTP
-// after EHLO, LMTP; with "S" after TLS and "A" after AUTH (RFC 3848), and
-// "UTF8" before when the transaction declared SMTPUTF8 (RFC 6531 3.7.3).
+// after EHLO, LMTP; with "S" after TLS and "A" after AUTH (RFC 3848). A
+// transaction that declared SMTPUTF8 is UTF8SMTP or UTF8LMTP, with the
+// same suffixes: RFC 6531 3.7.3 registers those names, not "UTF8ESMTP"
+// (SMTPUTF8 needs EHLO, so the E would say nothing).
 func (c *conn) protocol(env *Envelope) string {
 	p := "SMTP"
 	switch {
@@ -217,7 +220,7 @@ func (c *conn) protocol(env *Envelope) string {
 		return p // RFC 3848 registers S and A for ESMTP and LMTP only
 	}
 	if env.SMTPUTF8 {
-		p = "UTF8" + p
+		p = "UTF8" + strings.TrimPrefix(p, "E")
 	}
 	if c.tls != nil {
 		p += "S"

@@ -45,7 +45,7 @@ type dataReader struct {
 	done  bool  // the end-of-data mark was consumed
 	n     int64 // content octets so far, up to the first violation
 
-	lineLen int  // octets of the current line read so far, as sent
+	lineLen int  // octets of the current line read so far, a stuffing dot not counted
 	bol     bool // the next octet starts a line
 	cr      bool // the last octet read was CR
 }
@@ -148,7 +148,7 @@ func (r *dataReader) fill() {
 			r.lineLen = 0
 		} else {
 			r.bol = false
-			r.lineLen += len(s)
+			r.lineLen += len(s) - start
 		}
 		r.cr = last == '\r'
 	}
@@ -182,10 +182,11 @@ func (r *dataReader) check(s []byte, start int) int {
 			at, viol = i, ErrBareLineEnd
 		}
 	}
-	// RFC 5321 4.5.3.1.6: a line of text is at most maxLine octets,
-	// CRLF and any stuffing dot included.
-	if r.maxLine > 0 && r.lineLen+len(s) > r.maxLine {
-		if i := r.maxLine - r.lineLen; i < at {
+	// RFC 5321 4.5.3.1.6: a line of text is at most maxLine octets
+	// with its CRLF, "not counting the leading dot duplicated for
+	// transparency".
+	if r.maxLine > 0 && r.lineLen+len(s)-start > r.maxLine {
+		if i := start + r.maxLine - r.lineLen; i < at {
 			at, viol = i, ErrLineTooLong
 		}
 	}

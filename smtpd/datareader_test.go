@@ -103,7 +103,9 @@ func decodeRef(in []byte, acceptBare bool, maxSize int64, maxLine int) (content 
 		afterCR := i > 0 && in[i-1] == '\r'
 		stuffed := bol && c == '.'
 		bol = c == '\n' && afterCR
-		lineLen++
+		if !stuffed {
+			lineLen++ // RFC 5321 4.5.3.1.6: the stuffing dot does not count
+		}
 		if err != nil {
 			continue // only looking for the end mark now
 		}
@@ -244,13 +246,17 @@ var dataReaderTests = []struct {
 	{name: "split bare LF strict", in: "0123456789abcdef\n\r\n.\r\nNEXT\r\n", want: "0123456789abcdef", err: ErrBareLineEnd, rest: "NEXT\r\n"},
 	{name: "long stuffed line", in: "." + strings.Repeat("x", 50) + "\r\n.\r\nNEXT\r\n", want: strings.Repeat("x", 50) + "\r\n", rest: "NEXT\r\n"},
 
-	// RFC 5321 4.5.3.1.6: line length, CRLF and stuffing dot included.
+	// RFC 5321 4.5.3.1.6: line length, CRLF included, "not counting the
+	// leading dot duplicated for transparency".
 	{name: "line of maxLine", maxLine: 10, in: "12345678\r\n.\r\nNEXT\r\n", want: "12345678\r\n", rest: "NEXT\r\n"},
 	{name: "line of maxLine+1", maxLine: 10, in: "123456789\r\n.\r\nNEXT\r\n", want: "123456789\r", err: ErrLineTooLong, rest: "NEXT\r\n"},
-	{name: "stuffed line of maxLine", maxLine: 10, in: ".2345678\r\n.\r\nNEXT\r\n", want: "2345678\r\n", rest: "NEXT\r\n"},
-	{name: "stuffed line of maxLine+1", maxLine: 10, in: "..2345678\r\n.\r\nNEXT\r\n", want: ".2345678\r", err: ErrLineTooLong, rest: "NEXT\r\n"},
+	{name: "stuffed line of maxLine", maxLine: 10, in: "..2345678\r\n.\r\nNEXT\r\n", want: ".2345678\r\n", rest: "NEXT\r\n"},
+	{name: "stuffed line of maxLine+1", maxLine: 10, in: "..23456789\r\n.\r\nNEXT\r\n", want: ".23456789\r", err: ErrLineTooLong, rest: "NEXT\r\n"},
+	{name: "dot-led line of maxLine+1 as sent", maxLine: 10, in: ".23456789\r\n.\r\nNEXT\r\n", want: "23456789\r\n", rest: "NEXT\r\n"},
 	{name: "pieces of maxLine", maxLine: 40, in: strings.Repeat("y", 38) + "\r\n.\r\nNEXT\r\n", want: strings.Repeat("y", 38) + "\r\n", rest: "NEXT\r\n"},
 	{name: "pieces of maxLine+1", maxLine: 40, in: strings.Repeat("y", 39) + "\r\n.\r\nNEXT\r\n", want: strings.Repeat("y", 39) + "\r", err: ErrLineTooLong, rest: "NEXT\r\n"},
+	{name: "stuffed pieces of maxLine", maxLine: 40, in: ".." + strings.Repeat("y", 37) + "\r\n.\r\nNEXT\r\n", want: "." + strings.Repeat("y", 37) + "\r\n", rest: "NEXT\r\n"},
+	{name: "stuffed pieces of maxLine+1", maxLine: 40, in: ".." + strings.Repeat("y", 38) + "\r\n.\r\nNEXT\r\n", want: "." + strings.Repeat("y", 38) + "\r", err: ErrLineTooLong, rest: "NEXT\r\n"},
 	{name: "bare LF ends a line for length", bare: true, maxLine: 10, in: "1234567\n1234567\n12345678\r\n.\r\nNEXT\r\n", want: "1234567\n1234567\n12345678\r\n", rest: "NEXT\r\n"},
 	{name: "bare CR does not end a line", bare: true, maxLine: 10, in: "12345\r12345\r\n.\r\nNEXT\r\n", want: "12345\r1234", err: ErrLineTooLong, rest: "NEXT\r\n"},
 	{name: "too long then smuggled end", maxLine: 10, in: "123456789012\r\n.\nRCPT\r\n.\r\nNEXT\r\n", want: "1234567890", err: ErrLineTooLong, rest: "NEXT\r\n"},

@@ -53,6 +53,16 @@
 // paths, recipients and messages have the limits of RFC 5321 4.5.3; a client
 // that breaks one gets a reply and the session stays in step.
 //
+// A client may send commands without waiting for their replies only where
+// RFC 2920 3.1 allows it, after EHLO; one that sends more behind a command
+// whose reply it must wait for (EHLO, DATA, NOOP, STARTTLS, ...; the
+// generated document lists each verb's place) gets 554 and the connection
+// is closed, which stops transaction stuffing (see
+// [Server.DisablePipeliningSync]). [Server.GreetingDelay] does the same to a
+// client that talks before the greeting. A first line that is an HTTP
+// request, or that does not start with a letter, gets one reply and the
+// end of the session.
+//
 // Errors returned by callbacks become replies: a *[Reply] is sent as it is;
 // any other error is logged and answered "451 4.3.0", so internal detail
 // never reaches the client.

@@ -172,7 +172,7 @@ func TestSMTPUTF8(t *testing.T) {
 	if !d.env.SMTPUTF8 || d.env.Recipients[0].ForwardPath.String() != "用户@例子.example" {
 		t.Fatalf("envelope %+v", d.env)
 	}
-	if !strings.Contains(d.data, " with UTF8ESMTP id ") {
+	if !strings.Contains(d.data, " with UTF8SMTP id ") {
 		t.Fatalf("Received: %q", d.data)
 	}
 	c.do("MAIL FROM:<a@example.org> SMTPUTF8=yes", "501 5.5.4")

@@ -2,7 +2,8 @@ package smtpd
 
 // The argument grammar of MAIL, RCPT and HELO/EHLO: RFC 5321 4.1.2 and
 // 4.1.3, with the IPv6 literal of erratum 4315 (RFC 4291 text form, as
-// net/netip parses it) and the UTF-8 extensions of RFC 6531 3.3.
+// net/netip parses it), no General-address-literal (no tag but IPv6 is
+// registered) and the UTF-8 extensions of RFC 6531 3.3.
 //
 // The parsers scan the string by index and return substrings of it, so a
 // well-formed command costs no allocation beyond the Params map.
@@ -324,9 +325,13 @@ func isSubDomain(s string) bool {
 }
 
 // isAddressLiteral reports whether s is an address-literal of
-// RFC 5321 4.1.3, brackets included: an IPv4 dotted quad, "IPv6:" and an
-// IPv6 address, or a General-address-literal, which is checked for syntax
-// only since its tags are for future standards.
+// RFC 5321 4.1.3, brackets included: an IPv4 dotted quad, or "IPv6:" and
+// an IPv6 address. The grammar's third form, General-address-literal, is
+// Standardized-tag ":" value, and "Standardized-tag MUST be specified in a
+// Standards-Track RFC and registered with IANA"; the IANA registry
+// (Address Literal Tags) lists IPv6 alone, which has its own grammar, so
+// any other tag is malformed. So is an IPv6 address without its tag
+// ("[2001:db8::1]", which would read as the tag "2001").
 func isAddressLiteral(s string) bool {
 	if len(s) < 3 || s[0] != '[' || s[len(s)-1] != ']' {
 		return false
@@ -339,28 +344,13 @@ func isAddressLiteral(s string) bool {
 		ip, err := netip.ParseAddr(s)
 		return err == nil && ip.Is4()
 	}
-	if equalFoldASCII(tag, "IPv6") {
-		// IPv6-address-literal = "IPv6:" IPv6-addr, in the RFC 4291 form
-		// erratum 4315 asks for; an IPv4 tail is fine, a zone is not.
-		ip, err := netip.ParseAddr(value)
-		return err == nil && ip.Is6() && ip.Zone() == ""
-	}
-	// General-address-literal = Standardized-tag ":" 1*dcontent, with
-	// Standardized-tag = Ldh-str and dcontent = %d33-90 / %d94-126.
-	if tag == "" || tag[len(tag)-1] == '-' || value == "" {
+	if !equalFoldASCII(tag, "IPv6") { // case-insensitive, RFC 5321 2.4
 		return false
 	}
-	for i := 0; i < len(tag); i++ {
-		if !isLetDig(tag[i]) && tag[i] != '-' {
-			return false
-		}
-	}
-	for i := 0; i < len(value); i++ {
-		if c := value[i]; c < '!' || c > '~' || c == '[' || c == '\\' || c == ']' {
-			return false
-		}
-	}
-	return true
+	// IPv6-address-literal = "IPv6:" IPv6-addr, in the RFC 4291 form
+	// erratum 4315 asks for; an IPv4 tail is fine, a zone is not.
+	ip, err := netip.ParseAddr(value)
+	return err == nil && ip.Is6() && ip.Zone() == ""
 }
 
 // parseParams parses a list of esmtp-param separated by one or more SP

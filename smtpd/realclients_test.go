@@ -424,6 +424,27 @@ func TestSwaksPipelining(t *testing.T) {
 	rcCheck(t, rec, rcWant{hello: "swaks.test", to: []string{"b@example.org", "c@example.org"}, with: "ESMTP"})
 }
 
+// TestSwaksPipeliningSTARTTLSAuth: swaks --pipeline after STARTTLS and
+// AUTH: an authenticated client pipelines MAIL, RCPT and DATA as RFC 2920
+// allows, and the pipelining check, which holds it to the same rules as
+// any client, lets it.
+func TestSwaksPipeliningSTARTTLSAuth(t *testing.T) {
+	rcNeedSwaksTLS(t)
+	cert, certFile, _ := rcCertificate(t)
+	rec := &recorder{}
+	addr := startServer(t, &Server{Handler: rec, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
+		Authenticate: rcAuthenticate, RequireAuth: true})
+	out, err := rcSwaks(t, addr, "--pipeline", "--tls", "--tls-verify", "--tls-ca-path", certFile,
+		"--auth", "PLAIN", "--auth-user", rcUser, "--auth-password", rcPassword)
+	if err != nil {
+		t.Fatalf("swaks: %v", err)
+	}
+	if !strings.Contains(out, " ~> MAIL FROM:<a@example.org>\n ~> RCPT TO:<b@example.org>\n ~> RCPT TO:<c@example.org>\n ~> DATA\n") {
+		t.Errorf("swaks did not pipeline")
+	}
+	rcCheck(t, rec, rcWant{hello: "swaks.test", to: []string{"b@example.org", "c@example.org"}, tls: true, auth: "user", with: "ESMTPSA"})
+}
+
 // TestSwaksSTARTTLSAuth: swaks --tls, then AUTH with each mechanism.
 func TestSwaksSTARTTLSAuth(t *testing.T) {
 	rcNeedSwaksTLS(t)

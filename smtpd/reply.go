@@ -160,6 +160,10 @@ var (
 	replyTooManyConns      = &Reply{Code: 421, Enhanced: "4.3.2", Text: "Too many connections, try again later"}
 	replyTooManyFromIP     = &Reply{Code: 421, Enhanced: "4.7.0", Text: "Too many connections from your address, try again later"}
 	replyShuttingDown      = &Reply{Code: 421, Enhanced: "4.3.2", Text: "Service shutting down, closing connection"}
+	// RFC 2920 3.1 and RFC 5321 4.3.1; the wording is Postfix's and Exim's.
+	replyUnsynchronized = &Reply{Code: 554, Enhanced: "5.5.0", Text: "SMTP protocol synchronization error: input sent before the reply, closing connection"}
+	replyPregreet       = &Reply{Code: 554, Text: "SMTP protocol synchronization error: input sent before the greeting, closing connection"}
+	replyNotSMTP        = &Reply{Code: 554, Enhanced: "5.5.1", Text: "Not an SMTP command, closing connection"}
 )
 
 // asReply reports whether err is or wraps a *Reply, and sets *target to it.

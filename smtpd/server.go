@@ -231,6 +231,46 @@ type Server struct {
 	// Command lines are always strict.
 	AcceptBareLineEnds bool
 
+	// DisablePipeliningSync, when set, turns off the check that a client
+	// waits for the replies it must wait for. By default a client may send
+	// commands without waiting only where RFC 2920 3.1 allows it: after
+	// EHLO or LHLO, whose reply offers PIPELINING, in groups where EHLO,
+	// HELO, LHLO, DATA, STARTTLS, AUTH, NOOP, VRFY, EXPN, HELP, QUIT and
+	// unknown verbs come last (STATE-TABLE.md lists each verb's place).
+	// Before EHLO, after HELO and after STARTTLS it must wait for every
+	// reply (RFC 5321 4.3.1). When input is already waiting behind a
+	// command that must wait, the server answers "554 5.5.0" instead of
+	// running the command and closes the connection, as Postfix
+	// (smtpd_forbid_unauth_pipelining) and Exim (smtp_enforce_sync) do.
+	// This stops transaction stuffing and SMTP smuggling: a message end
+	// followed in the same write by MAIL, RCPT, DATA and a second message
+	// delivers the first message only. Input that came with a PROXY
+	// header, before the greeting, is refused the same way; GreetingDelay
+	// waits for more.
+	//
+	// Authenticated clients are held to the same rules: RFC 2920 makes no
+	// exception for them, an authenticated client is often a relay that
+	// forwards other people's mail (the path smuggling takes), and the
+	// clients that authenticate pipeline as RFC 2920 says.
+	//
+	// The check sees what the server has read and not yet used, not
+	// bytes still on their way: a client that splits its writes may slip
+	// through, but its bytes are then taken in order and nothing is
+	// delivered that the client did not mean.
+	DisablePipeliningSync bool
+
+	// GreetingDelay, when positive, is how long the server listens before
+	// it sends the greeting. A client that sends anything in that time
+	// gets "554" instead of the greeting and the connection is closed:
+	// RFC 5321 4.3.1 has the client wait for the greeting, and bots that
+	// talk without listening give themselves away (Postfix's postscreen
+	// calls it the pregreet test; it waits 6 seconds). Every client waits
+	// that long for its greeting. It applies whatever
+	// DisablePipeliningSync says, but not to implicit TLS, whose handshake
+	// already made the client wait for the server (Postfix exempts it
+	// too), nor to a client CheckConnection refused. Zero means no delay.
+	GreetingDelay time.Duration
+
 	// DisableReceived, when set, stops the server from prepending a
 	// Received trace field (RFC 5321 4.4) to each message.
 	DisableReceived bool

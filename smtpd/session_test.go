@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -481,5 +482,44 @@ func TestReceivedDate(t *testing.T) {
 	want := "Received: from client.example ([127.0.0.1])\r\n\tby mx.test with ESMTP id ID1;\r\n\tWed, 25 Nov 2026 09:05:07 +0530\r\n"
 	if got != want {
 		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// TestReceivedProtocol: the Received field's "with" keyword is one that
+// IANA registered: RFC 3848's ESMTP and LMTP with S and A, and RFC 6531
+// 3.7.3's UTF8SMTP and UTF8LMTP forms for SMTPUTF8 transactions (no
+// "UTF8ESMTP").
+func TestReceivedProtocol(t *testing.T) {
+	for _, tc := range []struct {
+		lmtp, esmtp, tls, auth, utf8 bool
+		want                         string
+	}{
+		{want: "SMTP"},
+		{tls: true, auth: true, want: "SMTP"}, // RFC 3848 extends ESMTP and LMTP only
+		{esmtp: true, want: "ESMTP"},
+		{esmtp: true, tls: true, want: "ESMTPS"},
+		{esmtp: true, auth: true, want: "ESMTPA"},
+		{esmtp: true, tls: true, auth: true, want: "ESMTPSA"},
+		{esmtp: true, utf8: true, want: "UTF8SMTP"},
+		{esmtp: true, utf8: true, tls: true, want: "UTF8SMTPS"},
+		{esmtp: true, utf8: true, auth: true, want: "UTF8SMTPA"},
+		{esmtp: true, utf8: true, tls: true, auth: true, want: "UTF8SMTPSA"},
+		{lmtp: true, esmtp: true, want: "LMTP"},
+		{lmtp: true, esmtp: true, tls: true, auth: true, want: "LMTPSA"},
+		{lmtp: true, esmtp: true, utf8: true, want: "UTF8LMTP"},
+		{lmtp: true, esmtp: true, utf8: true, tls: true, want: "UTF8LMTPS"},
+		{lmtp: true, esmtp: true, utf8: true, auth: true, want: "UTF8LMTPA"},
+		{lmtp: true, esmtp: true, utf8: true, tls: true, auth: true, want: "UTF8LMTPSA"},
+	} {
+		c := &conn{srv: &Server{LMTP: tc.lmtp}, esmtp: tc.esmtp}
+		if tc.tls {
+			c.tls = &tls.ConnectionState{}
+		}
+		if tc.auth {
+			c.authIdentity = "jane"
+		}
+		if got := c.protocol(&Envelope{SMTPUTF8: tc.utf8}); got != tc.want {
+			t.Errorf("%+v: with %s, want %s", tc, got, tc.want)
+		}
 	}
 }

@@ -69,13 +69,43 @@ var (
 // stay as a rule's next state means the command leaves the state unchanged.
 const stay state = 255
 
+// place says where a command may stand in a group of pipelined commands
+// (RFC 2920 3.1): a client that negotiated PIPELINING may send a group
+// without waiting for the replies, but only some commands may be followed
+// by more of the group.
+type place bool
+
+const (
+	// anywhere: the command may be followed by others of its group, as
+	// RSET, MAIL and RCPT (RFC 2920 3.1), and BDAT, whose chunk follows
+	// it at once and which RFC 3030 4.2 lets be pipelined.
+	anywhere place = false
+	// last: the command's reply changes what the client must do next,
+	// so it must end its group. RFC 2920 3.1 names EHLO, DATA, VRFY,
+	// EXPN, TURN, QUIT and NOOP, and makes it the rule for the commands
+	// of extensions that say nothing else (AUTH); RFC 3207 4 says it of
+	// STARTTLS. HELO and LHLO are EHLO's kin, and HELP is not among the
+	// commands RFC 2920 lets stand anywhere. Unless
+	// Server.DisablePipeliningSync, input waiting behind such a command
+	// ends the session (see conn.unsynchronized).
+	last place = true
+)
+
+func (p place) String() string {
+	if p == last {
+		return "last"
+	}
+	return "anywhere"
+}
+
 // rule is one row of the state table.
 type rule struct {
-	from states // states in which the command is allowed
-	verb string // the command verb, upper case
-	next state  // state after the command succeeds, or stay
-	rfc  string // where the rule comes from
-	note string // what the rule means, for the generated document
+	from  states // states in which the command is allowed
+	verb  string // the command verb, upper case
+	next  state  // state after the command succeeds, or stay
+	place place  // where the verb may stand in a pipelined group; the same in all its rows
+	rfc   string // where the rule comes from
+	note  string // what the rule means, for the generated document
 	// reply, when set, is the fixed reply to the command in these states:
 	// the command's handler is not called.
 	reply *Reply
@@ -86,24 +116,24 @@ type rule struct {
 // LAST argument: it ends the transaction where BDAT does not, so it has rows
 // of its own (splitCommand tells them apart).
 var stateTable = []rule{
-	{talking, "EHLO", stateIdentified, "4.1.1.1, 4.1.4", "a later EHLO resets the transaction as RSET does", nil},
-	{talking, "HELO", stateIdentified, "4.1.1.1, 4.1.4", "a later HELO resets the transaction as RSET does", nil},
-	{talking, "LHLO", stateIdentified, "RFC 2033 4.1", "LMTP's EHLO; an SMTP server answers 500, as an LMTP server does to HELO and EHLO", nil},
-	{beforeMessage, "STARTTLS", stateConnected, "RFC 3207 4, 4.2", "220, the TLS handshake, then the session starts over: the client greets again", nil},
-	{setOf(stateIdentified), "AUTH", stay, "RFC 4954 4", "once per session, not in a transaction; 334 challenges, then 235 or 535", nil},
-	{setOf(stateIdentified), "MAIL", stateMail, "4.1.1.2, 3.3", "starts a mail transaction; nested MAIL is refused", nil},
-	{setOf(stateMail, stateRcpt), "RCPT", stateRcpt, "4.1.1.3, 3.3", "adds a forward-path; the state stays when it is refused", nil},
-	{setOf(stateRcpt), "DATA", stateIdentified, "4.1.1.4, 3.3", "354, then the message; the transaction ends whatever the outcome", nil},
-	{setOf(stateMail), "DATA", stay, "3.3", "no recipient was accepted", replyNoValidRecipients},
-	{setOf(stateRcpt, stateChunk), "BDAT", stateChunk, "RFC 3030 2", "a chunk of exactly the octets announced, 250 for each; refused or not, the octets are read", nil},
-	{setOf(stateRcpt, stateChunk), "BDAT LAST", stateIdentified, "RFC 3030 2", "the last chunk: the message is delivered and the transaction ends", nil},
-	{afterHello, "RSET", stateIdentified, "4.1.1.5", "aborts the transaction", nil},
-	{setOf(stateConnected), "RSET", stay, "4.1.1.5, 4.1.4", "before HELO the session stays unidentified; RSET is still 250", nil},
-	{talking, "NOOP", stay, "4.1.1.9", "arguments are ignored", nil},
-	{talking | setOf(stateRefused), "QUIT", stay, "4.1.1.10, 3.1", "221, then the server closes the connection", nil},
-	{talking, "VRFY", stay, "4.1.1.6, 3.5.3", "252 unless Server.Verify answers", nil},
-	{talking, "EXPN", stay, "4.1.1.7, 3.5.2", "502 unless Server.Expand is set", nil},
-	{talking, "HELP", stay, "4.1.1.8", "214", nil},
+	{talking, "EHLO", stateIdentified, last, "4.1.1.1, 4.1.4", "a later EHLO resets the transaction as RSET does", nil},
+	{talking, "HELO", stateIdentified, last, "4.1.1.1, 4.1.4", "a later HELO resets the transaction as RSET does", nil},
+	{talking, "LHLO", stateIdentified, last, "RFC 2033 4.1", "LMTP's EHLO; an SMTP server answers 500, as an LMTP server does to HELO and EHLO", nil},
+	{beforeMessage, "STARTTLS", stateConnected, last, "RFC 3207 4, 4.2", "220, the TLS handshake, then the session starts over: the client greets again", nil},
+	{setOf(stateIdentified), "AUTH", stay, last, "RFC 4954 4", "once per session, not in a transaction; 334 challenges, then 235 or 535", nil},
+	{setOf(stateIdentified), "MAIL", stateMail, anywhere, "4.1.1.2, 3.3", "starts a mail transaction; nested MAIL is refused", nil},
+	{setOf(stateMail, stateRcpt), "RCPT", stateRcpt, anywhere, "4.1.1.3, 3.3", "adds a forward-path; the state stays when it is refused", nil},
+	{setOf(stateRcpt), "DATA", stateIdentified, last, "4.1.1.4, 3.3", "354, then the message; the transaction ends whatever the outcome", nil},
+	{setOf(stateMail), "DATA", stay, last, "3.3", "no recipient was accepted", replyNoValidRecipients},
+	{setOf(stateRcpt, stateChunk), "BDAT", stateChunk, anywhere, "RFC 3030 2", "a chunk of exactly the octets announced, 250 for each; refused or not, the octets are read", nil},
+	{setOf(stateRcpt, stateChunk), "BDAT LAST", stateIdentified, anywhere, "RFC 3030 2", "the last chunk: the message is delivered and the transaction ends", nil},
+	{afterHello, "RSET", stateIdentified, anywhere, "4.1.1.5", "aborts the transaction", nil},
+	{setOf(stateConnected), "RSET", stay, anywhere, "4.1.1.5, 4.1.4", "before HELO the session stays unidentified; RSET is still 250", nil},
+	{talking, "NOOP", stay, last, "4.1.1.9", "arguments are ignored", nil},
+	{talking | setOf(stateRefused), "QUIT", stay, last, "4.1.1.10, 3.1", "221, then the server closes the connection", nil},
+	{talking, "VRFY", stay, last, "4.1.1.6, 3.5.3", "252 unless Server.Verify answers", nil},
+	{talking, "EXPN", stay, last, "4.1.1.7, 3.5.2", "502 unless Server.Expand is set", nil},
+	{talking, "HELP", stay, last, "4.1.1.8", "214", nil},
 }
 
 // notImplemented are verbs RFC 5321 names but this server does not
@@ -134,6 +164,28 @@ var knownVerbs = func() map[string]bool {
 	}
 	return m
 }()
+
+// verbPlaces maps each verb of the table to its place in a pipelined group;
+// built once from stateTable, whose rows of one verb agree (a test checks).
+var verbPlaces = func() map[string]place {
+	m := make(map[string]place)
+	for _, r := range stateTable {
+		m[r.verb] = r.place
+	}
+	return m
+}()
+
+// placeOf returns where a command may stand in a pipelined group. A verb
+// the table does not list, unknown or not implemented, is last: RFC 2920
+// 3.1 makes that the rule for commands it does not name, and names TURN
+// there itself. (It lets SEND, SOML and SAML stand anywhere; this server
+// answers them 502, which no client pipelines behind.)
+func placeOf(verb string) place {
+	if p, ok := verbPlaces[verb]; ok {
+		return p
+	}
+	return last
+}
 
 type stateVerb struct {
 	state state

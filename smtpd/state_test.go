@@ -25,18 +25,24 @@ func renderStateTable() []byte {
 	b.WriteString("`refused` everything but QUIT does (RFC 5321 3.1). Unknown verbs get `500`;\n")
 	verbs := tableVerbs()
 	fmt.Fprintf(&b, "%s get `502` (RFC 5321 4.2.4).\n\n", sortedKeys(notImplemented))
+	b.WriteString("The `group` column says where a command may stand in a group of commands\n")
+	b.WriteString("sent without waiting for the replies (RFC 2920 3.1): `anywhere`, or `last`.\n")
+	b.WriteString("Before EHLO, after HELO and after STARTTLS every command is `last` (RFC 5321\n")
+	b.WriteString("4.3.1), and so are the verbs not listed here. A client that sent more behind\n")
+	b.WriteString("a `last` command gets `554 5.5.0` instead of its reply and is cut off, unless\n")
+	b.WriteString("`Server.DisablePipeliningSync`. BDAT's chunk follows it at once (RFC 3030 2).\n\n")
 
-	b.WriteString("| command |")
+	b.WriteString("| command | group |")
 	for s := state(0); s < numStates; s++ {
 		fmt.Fprintf(&b, " %s |", s)
 	}
-	b.WriteString("\n| --- |")
+	b.WriteString("\n| --- | --- |")
 	for s := state(0); s < numStates; s++ {
 		b.WriteString(" --- |")
 	}
 	b.WriteString("\n")
 	for _, verb := range verbs {
-		fmt.Fprintf(&b, "| %s |", verb)
+		fmt.Fprintf(&b, "| %s | %s |", verb, placeOf(verb))
 		for s := state(0); s < numStates; s++ {
 			r, refusal := lookup(s, verb)
 			switch {
@@ -153,6 +159,11 @@ func TestStateTableInvariants(t *testing.T) {
 		}
 		if r.reply == nil && commands[r.verb] == nil {
 			t.Errorf("rule %d: no handler for %s", i, r.verb)
+		}
+		// A verb's place in a pipelined group does not depend on the
+		// state (RFC 2920 3.1).
+		if p := verbPlaces[r.verb]; p != r.place {
+			t.Errorf("rule %d: %s is %s here, %s in another row", i, r.verb, r.place, p)
 		}
 	}
 

@@ -68,6 +68,15 @@ type postfixInstance struct {
 // kill process group: No such process".)
 func newPostfix(t *testing.T, hardened bool) *postfixInstance {
 	t.Helper()
+	return newPostfixRelay(t, hardened, "")
+}
+
+// newPostfixRelay is newPostfix with, when relayhost is set
+// ("[127.0.0.1]:PORT"), Postfix as a client too: mail from loopback for
+// other domains is relayed there by its smtp(8) client instead of
+// discarded.
+func newPostfixRelay(t *testing.T, hardened bool, relayhost string) *postfixInstance {
+	t.Helper()
 	// This repository's rule: in CI a missing tool fails the test, never
 	// skips it.
 	cannot := func(why string) {
@@ -131,13 +140,23 @@ func newPostfix(t *testing.T, hardened bool) *postfixInstance {
 	p.addr = l.Addr().String()
 	l.Close()
 
+	mainCf, masterCf := postfixMainCf(base, hardened), postfixMasterCf(p.addr)
+	if relayhost != "" {
+		relay := strings.NewReplacer(
+			"default_transport = discard\n", "default_transport = smtp\nrelayhost = "+relayhost+"\n",
+			"mynetworks = 192.0.2.0/24\n", "mynetworks = 127.0.0.0/8\n")
+		if mainCf = relay.Replace(mainCf); !strings.Contains(mainCf, relayhost) || !strings.Contains(mainCf, "127.0.0.0/8") {
+			t.Fatal("main.cf has changed: cannot make it relay")
+		}
+		masterCf += "smtp      unix  -       -       n       -       -       smtp\n"
+	}
 	files := []struct {
 		name string
 		data []byte
 		mode os.FileMode
 	}{
-		{"main.cf", []byte(postfixMainCf(base, hardened)), 0o644},
-		{"master.cf", []byte(postfixMasterCf(p.addr)), 0o644},
+		{"main.cf", []byte(mainCf), 0o644},
+		{"master.cf", []byte(masterCf), 0o644},
 		// texthash: one "key value" per line; only the key matters. The
 		// full address is enough: for a domain in mydestination smtpd
 		// looks up user@domain first.

@@ -65,6 +65,9 @@ type config struct {
 	// field (Shutdown takes a context), so its default is the program's.
 	shutdownTimeout time.Duration // -shutdown-timeout
 
+	greetDelay     time.Duration // -greet-delay: listen this long before the greeting
+	pipeliningSync bool          // -pipelining-sync: refuse clients that do not wait for replies
+
 	denyHosts      hostList    // -deny-hosts
 	allowHosts     hostList    // -allow-hosts
 	denySenders    patternList // -deny-senders
@@ -156,6 +159,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.messageTimeout, "message-timeout", 0, "how long the whole message may take to arrive, so that a client that trickles it is cut off; 0 means the library's default (smtpd.Server.MessageTimeout)")
 	fs.DurationVar(&cfg.deliveryTimeout, "delivery-timeout", 0, "how long storing a message may take (-exec: then the command is killed); 0 means the library's default (smtpd.Server.DeliveryTimeout)")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "after SIGINT or SIGTERM, how long sessions may take to finish their message; then the rest are closed; 0 means wait for them all")
+	fs.DurationVar(&cfg.greetDelay, "greet-delay", 0, "listen this long before the greeting and cut off clients that talk in it (554), as Postfix's postscreen does; 0 greets at once")
+	fs.BoolVar(&cfg.pipeliningSync, "pipelining-sync", true, "cut off clients (554) that send commands before replies they must wait for (RFC 2920 3.1, RFC 5321 4.3.1), which stops transaction stuffing; -pipelining-sync=false lets them")
 
 	fs.Var(&cfg.denyHosts, "deny-hosts", "refuse clients from this comma-separated `list` of IPs and CIDRs, at connect")
 	fs.Var(&cfg.allowHosts, "allow-hosts", "accept clients only from this comma-separated `list` of IPs and CIDRs")
@@ -217,7 +222,7 @@ func (cfg *config) check() error {
 	for _, l := range []struct {
 		name string
 		v    time.Duration
-	}{{"-data-timeout", cfg.dataTimeout}, {"-message-timeout", cfg.messageTimeout}, {"-delivery-timeout", cfg.deliveryTimeout}, {"-shutdown-timeout", cfg.shutdownTimeout}} {
+	}{{"-data-timeout", cfg.dataTimeout}, {"-message-timeout", cfg.messageTimeout}, {"-delivery-timeout", cfg.deliveryTimeout}, {"-shutdown-timeout", cfg.shutdownTimeout}, {"-greet-delay", cfg.greetDelay}} {
 		if l.v < 0 {
 			return fmt.Errorf("%s: must not be negative", l.name)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"flag"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runBinary runs the program to completion and returns its exit status,
@@ -62,6 +64,9 @@ func TestBadConfiguration(t *testing.T) {
 		{[]string{"-message-timeout", "-1s"}, []string{"-message-timeout", "negative"}},
 		{[]string{"-delivery-timeout", "-1s"}, []string{"-delivery-timeout", "negative"}},
 		{[]string{"-shutdown-timeout", "-1s"}, []string{"-shutdown-timeout", "negative"}},
+		{[]string{"-greet-delay", "soon"}, []string{"-greet-delay", "soon"}},
+		{[]string{"-greet-delay", "-1s"}, []string{"-greet-delay", "negative"}},
+		{[]string{"-pipelining-sync=maybe"}, []string{"-pipelining-sync"}},
 		{[]string{"-deny-hosts", "300.1.2.3"}, []string{"-deny-hosts", "300.1.2.3"}},
 		{[]string{"-allow-hosts", "10.0.0.0/33"}, []string{"-allow-hosts", "10.0.0.0/33"}},
 		{[]string{"-log", "xml"}, []string{"-log", "xml"}},
@@ -146,7 +151,7 @@ func TestHelp(t *testing.T) {
 		"delivery-timeout", "shutdown-timeout", "deny-hosts", "allow-hosts",
 		"deny-senders", "deny-recipients", "accept-domains", "log", "v",
 		"tls-cert", "tls-key", "tls-self-signed", "tls-addr", "auth-file", "auth-insecure", "auth-required",
-		"lmtp", "proxy-protocol", "proxy-trusted"} {
+		"lmtp", "proxy-protocol", "proxy-trusted", "greet-delay", "pipelining-sync"} {
 		if fs.Lookup(name) == nil {
 			t.Errorf("no flag -%s", name)
 		}
@@ -211,7 +216,10 @@ func TestDefaultLog(t *testing.T) {
 // -v logs every command line and reply, but never message content nor
 // AUTH secrets, even from a client that sends its content early.
 func TestVerboseLog(t *testing.T) {
-	s := start(t, "-discard", "-v")
+	// The careless client below sends content before the 354, which
+	// the server refuses by default; -pipelining-sync=false lets it, so
+	// that the content reaches the server and the log could show it.
+	s := start(t, "-discard", "-v", "-pipelining-sync=false")
 	c, r := dialSMTP(t, s.addr)
 	command(t, c, r, "EHLO client.example", "250")
 	command(t, c, r, "AUTH PLAIN AGJvYgBzZWNyZXQtcGFzc3dvcmQ=", "5") // no AUTH yet: refused
@@ -267,4 +275,35 @@ func TestQuietLog(t *testing.T) {
 	if len(lines) != 2 || !strings.Contains(lines[1], "shutting down") {
 		t.Errorf("-quiet logged:\n%s", s.stderr.String())
 	}
+}
+
+// -pipelining-sync (on by default) cuts off a client that sends commands
+// before replies it must wait for; -pipelining-sync=false lets it.
+// -greet-delay cuts off a client that talks before the greeting.
+func TestPipeliningFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{nil, []string{"554 5.5.0"}},
+		{[]string{"-pipelining-sync=false"}, []string{"250", "250"}},
+	} {
+		s := start(t, append([]string{"-discard"}, tc.args...)...)
+		c, r := dialSMTP(t, s.addr)
+		command(t, c, r, "EHLO client.example", "250")
+		io.WriteString(c, "NOOP\r\nNOOP\r\n") // RFC 2920 3.1: NOOP ends its group
+		for _, want := range tc.want {
+			expectReply(t, r, want)
+		}
+	}
+
+	s := start(t, "-discard", "-greet-delay", "1h")
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(waitTimeout))
+	io.WriteString(c, "EHLO early.example\r\n")
+	expectReply(t, bufio.NewReader(c), "554")
 }

@@ -105,6 +105,12 @@ func recordHeader(cfg *config) []transcript.Field {
 	if cfg.authRequired {
 		add("require-auth", "yes")
 	}
+	if !cfg.pipeliningSync {
+		add("pipelining-sync", "off")
+	}
+	if cfg.greetDelay > 0 {
+		add("greet-delay", cfg.greetDelay.String())
+	}
 	if cfg.proxyProtocol {
 		var p []string
 		for _, n := range cfg.proxyTrusted {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -168,6 +169,31 @@ func TestRecord(t *testing.T) {
 	if strings.Count(s.stderr.String(), "session recorded") != 4 {
 		t.Errorf("want 4 \"session recorded\" log lines:\n%s", s.stderr.String())
 	}
+}
+
+// TestRecordPipelining: a session recorded with -pipelining-sync=false
+// and -greet-delay says so in its header, so that it replays: here the
+// client sends NOOPs in one write, which the runner's server would refuse
+// by default.
+func TestRecordPipelining(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, "-hostname", "mx.test", "-record", dir, "-discard", "-pipelining-sync=false", "-greet-delay", "20ms")
+	c, r := dialSMTP(t, s.addr)
+	command(t, c, r, "EHLO client.example", "250")
+	io.WriteString(c, "NOOP\r\nNOOP\r\n")
+	expectReply(t, r, "250")
+	expectReply(t, r, "250")
+	command(t, c, r, "QUIT", "221")
+	c.Close()
+
+	ts, raw := recordings(t, dir, 1)
+	for _, h := range []string{"pipelining-sync: off", "greet-delay: 20ms"} {
+		k, v, _ := strings.Cut(h, ": ")
+		if got, _ := ts[0].Get(k); got != v {
+			t.Errorf("header %s: %q, want %q", k, got, v)
+		}
+	}
+	replay(t, ts[0], raw[0])
 }
 
 // TestRecordNames: one file per session, named by time, sequence and the

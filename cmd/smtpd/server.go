@@ -35,6 +35,9 @@ func newServer(cfg *config, log *slog.Logger, h smtpd.Handler, tlsConfig *tls.Co
 		ProxyTrusted:      cfg.proxyTrusted,
 		// In the library's terms already: see config.maxConnsPerIP.
 		MaxConnectionsPerIP: cfg.maxConnsPerIP,
+		GreetingDelay:       cfg.greetDelay,
+		// The library checks pipelining unless told otherwise.
+		DisablePipeliningSync: !cfg.pipeliningSync,
 	}
 	if users != nil {
 		srv.Authenticate = users.authenticate

@@ -47,6 +47,8 @@ var Keys = map[string]Key{
 	"message-timeout":       {Config: true},
 	"delivery-timeout":      {Config: true},
 	"accept-bare-line-ends": {Config: true},
+	"pipelining-sync":       {Config: true},
+	"greet-delay":           {Config: true},
 	"refuse-connection":     {Config: true},
 	"refuse-hello":          {Config: true},
 	"refuse-sender":         {Config: true},
