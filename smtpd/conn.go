@@ -50,8 +50,13 @@ type conn struct {
 	msgDeadline  time.Time    // the current message must have arrived by then (MessageTimeout)
 	msg          messageReader
 
-	// mu guards idle and woken, which Shutdown uses from its goroutine.
+	// mu guards idle, woken and closer, which Shutdown and Close use from
+	// their goroutines.
 	mu sync.Mutex
+	// closer is where Close writes its 421: the stream while the session
+	// is in the clear or in TLS, nil during a TLS handshake, where a line
+	// in the clear would only break it.
+	closer net.Conn
 	// idle: the session is blocked reading a command and has written all
 	// its replies, so Shutdown may end it.
 	idle bool
@@ -73,7 +78,7 @@ var (
 const bufferSize = 4096
 
 func (srv *Server) newConn(rwc net.Conn) *conn {
-	c := &conn{srv: srv, rwc: rwc, stream: rwc, remote: rwc.RemoteAddr(), local: rwc.LocalAddr()}
+	c := &conn{srv: srv, rwc: rwc, stream: rwc, closer: rwc, remote: rwc.RemoteAddr(), local: rwc.LocalAddr()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.in.c = c
 	if br, ok := readerPool.Get().(*bufio.Reader); ok {
@@ -598,6 +603,20 @@ func (c *conn) wakeIfIdle() {
 		c.woken = true
 		c.rwc.SetReadDeadline(aLongTimeAgo)
 	}
+}
+
+// setCloser and getCloser guard closer, which Close reads from its own
+// goroutine.
+func (c *conn) setCloser(w net.Conn) {
+	c.mu.Lock()
+	c.closer = w
+	c.mu.Unlock()
+}
+
+func (c *conn) getCloser() net.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closer
 }
 
 // aLongTimeAgo is a deadline in the past, which ends a blocked read at once.

@@ -335,6 +335,9 @@ const (
 	// when the server shuts down, so that a client that does not read
 	// keeps Shutdown waiting no longer than this.
 	shutdownReplyTimeout = time.Second
+
+	// closeReplyTimeout bounds the 421 Close writes to every session.
+	closeReplyTimeout = 100 * time.Millisecond
 )
 
 // orDefault returns v, or def when v is zero, or 0 ("no limit") when v is
@@ -461,6 +464,9 @@ func (srv *Server) serve(l net.Listener, config *tls.Config) error {
 		}
 		c := srv.newConn(rwc)
 		c.implicitTLS = config
+		if config != nil {
+			c.closer = nil // nothing in the clear before the handshake
+		}
 		c.client = client
 		if !srv.register(c) {
 			// Shutdown or Close came after admit: not served.
@@ -519,9 +525,11 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Close closes the listeners and every connection at once, without a reply,
-// and then cancels the contexts the callbacks got, the Handler's among
-// them. After Close no session can send a reply: a message whose Handler
+// Close closes the listeners; tells every session still open "421"
+// (RFC 5321 3.8), all within 100 milliseconds, except those in a TLS
+// handshake, which get nothing; closes every connection; and then cancels
+// the contexts the callbacks got, the Handler's among them. After Close no
+// session can send a reply: a message whose Handler
 // had not returned when Close closed its connection is not acknowledged,
 // and the client will send it again later. A Handler that has stored the
 // message and returns nil just as Close runs may thus see the message
@@ -533,9 +541,39 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 func (srv *Server) Close() error {
 	srv.inShutdown.Store(true)
 	err := srv.closeListeners()
-	for _, c := range srv.sessions() {
-		// The connection first, so that a Handler that returns nil when
-		// its context ends cannot get a 250 out.
+	sessions := srv.sessions()
+	// Each session still open is told "421" first (RFC 5321 3.8 lets a
+	// server send it at any time, even in the middle of a message), so
+	// that its client knows to try again later rather than guess. A
+	// session in a TLS handshake gets nothing: a line in the clear would
+	// only break the handshake. The writes share one short deadline, so a
+	// client that does not read holds Close up no longer than that.
+	// A write that ignores its deadline (a WrapConn's) is given up on
+	// when the deadline passes: closing the connection ends it.
+	line := srv.greetingLine(replyShuttingDown)
+	deadline := time.Now().Add(closeReplyTimeout)
+	var wg sync.WaitGroup
+	for _, c := range sessions {
+		if w := c.getCloser(); w != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.SetWriteDeadline(deadline)
+				w.Write(line)
+			}()
+		}
+	}
+	written := make(chan struct{})
+	go func() { wg.Wait(); close(written) }()
+	timer := time.NewTimer(closeReplyTimeout)
+	select {
+	case <-written:
+	case <-timer.C:
+	}
+	timer.Stop()
+	for _, c := range sessions {
+		// The connection before the context, so that a Handler that
+		// returns nil when its context ends cannot get a 250 out.
 		c.rwc.Close()
 		c.cancel()
 	}

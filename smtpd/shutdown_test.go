@@ -113,6 +113,7 @@ func TestShutdownContextEnds(t *testing.T) {
 		t.Fatalf("Shutdown returned %v, want context.Canceled", err)
 	}
 	srv.Close()
+	c.expect("421 ")
 	c.expectClosed()
 	if err := <-handlerErr; !errors.Is(err, context.Canceled) {
 		t.Fatalf("handler's context ended with %v", err)
@@ -134,6 +135,8 @@ func TestClose(t *testing.T) {
 	if err := <-served; !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("Serve returned %v", err)
 	}
+	// Told why first (RFC 5321 3.8), then cut off.
+	c.expect("421 ")
 	c.expectClosed()
 }
 
@@ -253,5 +256,7 @@ func TestCloseAfterShutdown(t *testing.T) {
 	}
 	srv.Close()
 	<-stored
+	// In the middle of the message's delivery: 421, never 250.
+	c.expect("421 ")
 	c.expectClosed()
 }

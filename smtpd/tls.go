@@ -66,6 +66,7 @@ func (c *conn) handshake(config *tls.Config, early []byte) bool {
 		under = &earlyConn{Conn: c.rwc, early: early}
 	}
 	tc := tls.Server(under, config)
+	c.setCloser(nil)
 	tc.SetDeadline(deadlineIn(orDefault(c.srv.TLSHandshakeTimeout, defaultTLSHandshake)))
 	if err := tc.HandshakeContext(c.ctx); err != nil {
 		c.logInfo("TLS handshake failed", "error", err)
@@ -78,6 +79,7 @@ func (c *conn) handshake(config *tls.Config, early []byte) bool {
 	if c.srv.WrapConn != nil {
 		c.stream = c.srv.WrapConn(tc)
 	}
+	c.setCloser(tc)
 	c.in.set = time.Time{} // the TLS layer has its own deadline to set
 	c.br.Reset(&c.in)
 	c.bw.Reset(c.stream)

@@ -158,7 +158,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.dataTimeout, "data-timeout", 0, "how long to wait for each block of message data; 0 means the library's default (smtpd.Server.DataTimeout)")
 	fs.DurationVar(&cfg.messageTimeout, "message-timeout", 0, "how long the whole message may take to arrive, so that a client that trickles it is cut off; 0 means the library's default (smtpd.Server.MessageTimeout)")
 	fs.DurationVar(&cfg.deliveryTimeout, "delivery-timeout", 0, "how long storing a message may take (-exec: then the command is killed); 0 means the library's default (smtpd.Server.DeliveryTimeout)")
-	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "after SIGINT or SIGTERM, how long sessions may take to finish their message; then the rest are closed; 0 means wait for them all")
+	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "after SIGINT or SIGTERM, how long sessions may take to finish their message; then the rest get 421 and are closed; 0 means wait for them all")
 	fs.DurationVar(&cfg.greetDelay, "greet-delay", 0, "listen this long before the greeting and cut off clients that talk in it (554), as Postfix's postscreen does; 0 greets at once")
 	fs.BoolVar(&cfg.pipeliningSync, "pipelining-sync", true, "cut off clients (554) that send commands before replies they must wait for (RFC 2920 3.1, RFC 5321 4.3.1), which stops transaction stuffing; -pipelining-sync=false lets them")
 

@@ -24,7 +24,7 @@ cat > /dev/null; wait`
 // group, the processes it started included, whatever ended it: sh killed by
 // someone else (as the kernel kills on running out of memory: a temporary
 // failure, 451, not 554), -delivery-timeout (451), or the end of
-// -shutdown-timeout (the connection is closed; no 250).
+// -shutdown-timeout (421, never 250, and the connection is closed).
 func TestExecKillsProcessGroup(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -41,7 +41,7 @@ func TestExecKillsProcessGroup(t *testing.T) {
 		{"-shutdown-timeout", []string{"-shutdown-timeout", "500ms"}, func(t *testing.T, s *server, sh int) {
 			s.signal(syscall.SIGTERM)
 			s.waitLog("closing the sessions still open")
-		}, ""},
+		}, "421"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := t.TempDir()
