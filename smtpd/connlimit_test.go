@@ -65,27 +65,39 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 // TestMaxConnectionsPerIPDefault: by default one client gets 50
 // connections, and never more than half of MaxConnections, so that one
 // client cannot take every slot (20 clients from one address once held
-// all of "-max-conns 20").
+// all of "-max-conns 20"); clients on loopback, this machine's own, are
+// spared, as Postfix spares $mynetworks. The clients on other hosts come
+// through the PROXY protocol.
 func TestMaxConnectionsPerIPDefault(t *testing.T) {
-	addr := startServer(t, &Server{})
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	proxied := func(addr, src string) *client {
+		c := dial(t, addr)
+		c.send("PROXY TCP4 " + src + " 198.51.100.1 40000 25\r\n")
+		return c
+	}
+	addr := startServer(t, &Server{ProxyTrusted: trusted})
 	for i := 0; i < 50; i++ {
-		dial(t, addr).expect("220")
+		proxied(addr, "192.0.2.1").expect("220")
 	}
-	c := dial(t, addr)
+	c := proxied(addr, "192.0.2.1")
 	c.expect(replyFromIP)
 	c.expectClosed()
+	local := startServer(t, &Server{}) // no PROXY: the clients are on loopback
+	for i := 0; i < 60; i++ {
+		dial(t, local).expect("220") // loopback: no limit by default
+	}
 
-	addr = startServer(t, &Server{MaxConnections: 4})
+	addr = startServer(t, &Server{MaxConnections: 4, ProxyTrusted: trusted})
 	for i := 0; i < 2; i++ {
-		dial(t, addr).expect("220")
+		proxied(addr, "192.0.2.1").expect("220")
 	}
-	c = dial(t, addr)
+	c = proxied(addr, "192.0.2.1")
 	c.expect(replyFromIP)
 	c.expectClosed()
 	for i := 0; i < 2; i++ {
-		dialFrom(t, "127.0.0.2", addr).expect("220")
+		proxied(addr, "192.0.2.2").expect("220")
 	}
-	c = dialFrom(t, "127.0.0.3", addr)
+	c = proxied(addr, "192.0.2.3")
 	c.expect("421 mx.test Too many connections, try again later")
 	c.expectClosed()
 }

@@ -126,11 +126,14 @@ type Server struct {
 	// client is the address the header carries (the proxy's own for its
 	// health checks). Zero means 50, but at most half of MaxConnections
 	// (and at least 1), so that by default no one client holds every slot,
-	// as Postfix's 50 is half its default process limit; a value above
-	// MaxConnections acts as MaxConnections; a negative value means no
-	// limit. Each IPv6 address counts on its own. Behind a proxy that does
-	// not send the PROXY protocol every client has the proxy's address:
-	// set ProxyTrusted, or a negative value.
+	// as Postfix's 50 is half its default process limit; and by default
+	// loopback clients are not limited, as Postfix spares $mynetworks:
+	// they are this machine's own programs (a test sending mail to a local
+	// sink from many workers), or a proxy on this machine that does not
+	// send the PROXY protocol, behind which every client has its address.
+	// A positive value limits every client, loopback ones too; a value
+	// above MaxConnections acts as MaxConnections; a negative value means
+	// no limit. Each IPv6 address counts on its own.
 	MaxConnectionsPerIP int
 
 	// MaxErrors is how many syntax and sequence errors (replies 500 to
@@ -653,7 +656,7 @@ func (srv *Server) countClient(client netip.Addr) *Reply {
 	if !client.IsValid() {
 		return nil
 	}
-	if limit := srv.maxConnsPerIP(); limit > 0 && srv.perIP[client] >= limit {
+	if limit := srv.maxConnsPerIP(client); limit > 0 && srv.perIP[client] >= limit {
 		return replyTooManyFromIP
 	}
 	if srv.perIP == nil {
@@ -663,9 +666,12 @@ func (srv *Server) countClient(client netip.Addr) *Reply {
 	return nil
 }
 
-// maxConnsPerIP is MaxConnectionsPerIP with its default applied; 0 means
-// no limit.
-func (srv *Server) maxConnsPerIP() int {
+// maxConnsPerIP is MaxConnectionsPerIP for client with its default
+// applied; 0 means no limit.
+func (srv *Server) maxConnsPerIP(client netip.Addr) int {
+	if srv.MaxConnectionsPerIP == 0 && client.IsLoopback() {
+		return 0 // the default spares this machine's own clients
+	}
 	limit := orDefault(srv.MaxConnectionsPerIP, defaultMaxConnsPerIP)
 	if all := orDefault(srv.MaxConnections, defaultMaxConnections); srv.MaxConnectionsPerIP == 0 && all > 0 {
 		limit = min(limit, max(all/2, 1))

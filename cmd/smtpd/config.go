@@ -153,7 +153,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Int64Var(&cfg.maxSize, "max-size", defaultMaxSize, "largest message accepted, in `bytes`; 0 means no limit")
 	fs.IntVar(&cfg.maxRecipients, "max-recipients", defaultMaxRecipients, "most recipients of one message; 0 means no limit")
 	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns, "most concurrent connections; 0 means no limit")
-	fs.IntVar(&cfg.maxConnsPerIP, "max-conns-per-ip", 0, "most concurrent connections from one client IP address (with -proxy-protocol, the address the header carries); 0 means the library's default, never more than half of -max-conns; a negative value means no limit")
+	fs.IntVar(&cfg.maxConnsPerIP, "max-conns-per-ip", 0, "most concurrent connections from one client IP address (with -proxy-protocol, the address the header carries); 0 means the library's default (50, never more than half of -max-conns, loopback clients spared); a negative value means no limit")
 	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "how long to wait for a command line; 0 means forever")
 	fs.DurationVar(&cfg.dataTimeout, "data-timeout", 0, "how long to wait for each block of message data; 0 means the library's default (smtpd.Server.DataTimeout)")
 	fs.DurationVar(&cfg.messageTimeout, "message-timeout", 0, "how long the whole message may take to arrive, so that a client that trickles it is cut off; 0 means the library's default (smtpd.Server.MessageTimeout)")
