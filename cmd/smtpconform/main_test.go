@@ -437,7 +437,7 @@ func TestAgainstSmtpdExtensions(t *testing.T) {
 				t.Errorf("%s: %s: %s", cfg.addr, r.Name, r.Reason)
 			}
 		}
-		want := []string{"starttls_pipelined_after_ehlo_group", "auth_long_response", "auth_after_starttls", "implicit_tls_session", "implicit_tls_auth_offered", "bdat_smuggling_inside_chunk"}
+		want := []string{"starttls_pipelined_ehlo", "starttls_pipelined_after_ehlo_group", "auth_long_response", "auth_after_starttls", "implicit_tls_session", "implicit_tls_auth_offered", "bdat_smuggling_inside_chunk"}
 		if cfg.lmtp {
 			want = []string{"lmtp_lhlo", "lmtp_ehlo_refused", "lmtp_per_recipient_replies"}
 			if got["basic_session"] != "skip" {

@@ -159,6 +159,10 @@ func (r *replayer) step(s Step) error {
 		}
 		r.last = reply
 		if !s.Reply.Match(reply, r.opt.IgnoreEnhanced) {
+			if s.Reply.OrClosed && refusal(reply) && r.hungUp() {
+				r.ended = true // refused, then closed: RFC 5321 7.8
+				return nil
+			}
 			return r.fail(s, "reply "+s.Reply.String(), fmt.Sprintf("%q", reply))
 		}
 	case Contains, Lacks:
@@ -239,6 +243,21 @@ func shorten(b []byte) string {
 		return fmt.Sprintf("%q", b)
 	}
 	return fmt.Sprintf("%q ... (%d bytes) ... %q", b[:keep], len(b)-2*keep, b[len(b)-keep:])
+}
+
+// refusal reports whether reply is a 4yz or 5yz reply.
+func refusal(reply []string) bool {
+	c := reply[len(reply)-1][0]
+	return c == '4' || c == '5'
+}
+
+// hungUp reports whether the server closes the connection, sending nothing
+// more, within two seconds (or the reply timeout, if shorter): a server that
+// refuses and hangs up does it at once, and one that keeps the session open
+// should not cost a run more than that.
+func (r *replayer) hungUp() bool {
+	_, err := r.listen(min(r.opt.ReplyTimeout, 2*time.Second))
+	return err != nil && !isTimeout(err)
 }
 
 // errClosed is readReply's error when the server closed the connection

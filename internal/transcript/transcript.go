@@ -112,10 +112,11 @@ type Step struct {
 // code must match on every line, the enhanced code and text on the last.
 type ReplyPattern struct {
 	Lines []LinePattern
-	// OrClosed accepts, instead of a reply, the server closing the
-	// connection ("S: 503|closed"): RFC 5321 7.8 lets a server that
-	// detects an attack hang up after refusing it. The session then ends
-	// there, and the steps after it do not run.
+	// OrClosed accepts, instead of a matching reply, the server closing
+	// the connection, with or without a refusal (4yz or 5yz) just before
+	// ("S: 503|closed"): RFC 5321 7.8 lets a server that detects an
+	// attack refuse it and hang up. The session then ends there, and the
+	// steps after it do not run.
 	OrClosed bool
 }
 

@@ -157,6 +157,7 @@ func TestReplayOrClosed(t *testing.T) {
 		"S: 220\nC! \"NOOP\\n\"\nS: 550\nC: RCPT TO:<x@y.example>\nS: 503|closed\nC: QUIT\nS: 221\n": true,
 		"S: 220\nC! \"NOOP\\n\"\nS: 550\nC: RCPT TO:<x@y.example>\nS: 503\n":                         false,
 		"S: 220\nC! \"NOOP\\n\"\nS: 550|closed\nS: 221\n":                                            false,
+		"S: 220\nC! \"NOOP\\n\"\nS: 250|closed\nC: QUIT\nS: 221\n":                                   true, // refused (550), then closed
 	} {
 		tr, err := Parse("x.txt", []byte("# c.\nref: r\n"+src))
 		if err != nil {
