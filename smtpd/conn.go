@@ -57,6 +57,12 @@ type conn struct {
 	// is in the clear or in TLS, nil during a TLS handshake, where a line
 	// in the clear would only break it.
 	closer net.Conn
+
+	// byeMu guards bye, and is held while the session's last 421 is
+	// written, by the session on shutdown or by Close: one is enough,
+	// and Close must not cut off the one the session is writing.
+	byeMu sync.Mutex
+	bye   bool
 	// idle: the session is blocked reading a command and has written all
 	// its replies, so Shutdown may end it.
 	idle bool
@@ -402,11 +408,16 @@ func (c *conn) readFailed(err error) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, errShutdown):
-		// Within a short deadline: a client that does not read must not
-		// keep Shutdown waiting.
-		c.reply(replyShuttingDown)
-		c.stream.SetWriteDeadline(time.Now().Add(shutdownReplyTimeout))
-		c.bw.Flush()
+		c.byeMu.Lock()
+		if !c.bye { // else Close said it already
+			c.bye = true
+			// Within a short deadline: a client that does not read
+			// must not keep Shutdown waiting.
+			c.reply(replyShuttingDown)
+			c.stream.SetWriteDeadline(time.Now().Add(shutdownReplyTimeout))
+			c.bw.Flush()
+		}
+		c.byeMu.Unlock()
 		c.state = stateDone
 	case errors.As(err, &ne) && ne.Timeout():
 		c.logInfo("session timed out")
@@ -605,18 +616,27 @@ func (c *conn) wakeIfIdle() {
 	}
 }
 
-// setCloser and getCloser guard closer, which Close reads from its own
-// goroutine.
+// setCloser sets closer, which Close reads from its own goroutine.
 func (c *conn) setCloser(w net.Conn) {
 	c.mu.Lock()
 	c.closer = w
 	c.mu.Unlock()
 }
 
-func (c *conn) getCloser() net.Conn {
+// sayBye writes line, Close's 421, unless the session has said 421
+// already or is in a TLS handshake.
+func (c *conn) sayBye(line []byte, deadline time.Time) {
+	c.byeMu.Lock()
+	defer c.byeMu.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closer
+	w := c.closer
+	c.mu.Unlock()
+	if c.bye || w == nil {
+		return
+	}
+	c.bye = true
+	w.SetWriteDeadline(deadline)
+	w.Write(line)
 }
 
 // aLongTimeAgo is a deadline in the past, which ends a blocked read at once.

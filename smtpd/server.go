@@ -557,14 +557,11 @@ func (srv *Server) Close() error {
 	deadline := time.Now().Add(closeReplyTimeout)
 	var wg sync.WaitGroup
 	for _, c := range sessions {
-		if w := c.getCloser(); w != nil {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				w.SetWriteDeadline(deadline)
-				w.Write(line)
-			}()
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.sayBye(line, deadline)
+		}()
 	}
 	written := make(chan struct{})
 	go func() { wg.Wait(); close(written) }()
