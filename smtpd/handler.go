@@ -46,7 +46,7 @@ type LMTPHandler interface {
 	ServeLMTP(ctx context.Context, env *Envelope, msg io.Reader) []error
 }
 
-// HandlerFunc adapts a function to a [Handler] (seed -deliver).
+// HandlerFunc adapts a function to a [Handler].
 type HandlerFunc func(ctx context.Context, env *Envelope, msg io.Reader) error
 
 // ServeSMTP calls f(ctx, env, msg).
@@ -55,8 +55,7 @@ func (f HandlerFunc) ServeSMTP(ctx context.Context, env *Envelope, msg io.Reader
 }
 
 // MessageHandler returns a [Handler] that parses the message header with
-// net/mail and passes the parsed message, with its envelope, to f: the
-// counterpart of the seed's -deliverMIME, which lost the envelope. A message
+// net/mail and passes the parsed message, with its envelope, to f. A message
 // whose header cannot be parsed is refused with "554 5.6.0". The body is
 // still streamed: msg.Body reads from the connection.
 func MessageHandler(f func(ctx context.Context, env *Envelope, msg *mail.Message) error) Handler {

@@ -40,20 +40,20 @@ type Server struct {
 	// that fails.
 	Hostname string
 
-	// Banner is the text after "220 <Hostname> ESMTP" (or LMTP) in the greeting
-	// (seed -banner). Empty means "smtpd".
+	// Banner is the text after "220 <Hostname> ESMTP" (or LMTP) in the
+	// greeting. Empty means "smtpd".
 	Banner string
 
-	// Handler delivers messages (seed -deliver; see [MessageHandler] for
-	// -deliverMIME). Nil discards every message after reading it.
+	// Handler delivers messages (see [MessageHandler] for a parsed
+	// message). Nil discards every message after reading it.
 	Handler Handler
 
 	// CheckConnection, when set, is called when a connection is accepted,
-	// before the greeting (seed -validate_host). An error refuses the
-	// client: the greeting becomes 554 with the error's text when it is a
-	// *[Reply] (a fixed text otherwise), every command but QUIT gets 503
-	// (RFC 5321 3.1), and the connection is closed after a few commands or
-	// a short timeout. A *Reply with code 421 is sent as it is and the
+	// before the greeting. An error refuses the client: the greeting
+	// becomes 554 with the error's text when it is a *[Reply] (a fixed
+	// text otherwise), every command but QUIT gets 503 (RFC 5321 3.1),
+	// and the connection is closed after a few commands or a short
+	// timeout. A *Reply with code 421 is sent as it is and the
 	// connection closed at once.
 	CheckConnection func(ctx context.Context, remote net.Addr) error
 
@@ -63,14 +63,14 @@ type Server struct {
 	CheckHello func(ctx context.Context, env *Envelope) error
 
 	// CheckSender, when set, is called at MAIL with env.ReversePath and
-	// env.MailParams set to the command's (seed -validate_sender). An
-	// error refuses the command and no transaction starts. The null
-	// reverse-path "<>" is checked like any other (env.ReversePath.IsNull).
+	// env.MailParams set to the command's. An error refuses the command
+	// and no transaction starts. The null reverse-path "<>" is checked
+	// like any other (env.ReversePath.IsNull).
 	CheckSender func(ctx context.Context, env *Envelope) error
 
 	// CheckRecipient, when set, is called at RCPT with the recipients
-	// accepted so far in env and the one to check in rcpt (seed
-	// -validate_recipient). An error refuses this recipient only. It is
+	// accepted so far in env and the one to check in rcpt. An error
+	// refuses this recipient only. It is
 	// not called for <Postmaster> nor for postmaster at Hostname, which
 	// RFC 5321 4.5.1 requires a server to accept; postmaster at other
 	// domains is checked, since accepting it unchecked would relay mail.
