@@ -88,7 +88,7 @@ func (c *conn) auth(arg string) bool {
 		if err != nil {
 			c.authFailures++
 			c.reply(c.replyFor("AuthMechanism", err))
-			if limit := orDefault(c.srv.MaxAuthFailures, defaultMaxAuthFailures); limit > 0 && c.authFailures >= limit {
+			if limit := limitOf(c.srv.MaxAuthFailures, defaultMaxAuthFailures); limit > 0 && c.authFailures >= limit {
 				c.replyAndClose(replyAuthFailures)
 			}
 			return false
@@ -101,7 +101,7 @@ func (c *conn) auth(arg string) bool {
 		}
 		// RFC 4954 4: "334" SP [base64]; the response is one line.
 		c.reply(&Reply{Code: 334, Text: base64.StdEncoding.EncodeToString(challenge)})
-		c.in.setDeadline(deadlineIn(orDefault(c.srv.CommandTimeout, defaultCommandTimeout)), 0, false)
+		c.in.setDeadline(deadlineIn(limitOf(c.srv.CommandTimeout, defaultCommandTimeout)), 0, false)
 		line, bad, rerr := c.readLine(maxAuthLine)
 		switch {
 		case rerr != nil:

@@ -37,7 +37,7 @@ func (c *conn) hello(arg string, esmtp, lhlo bool) bool {
 		}
 	}
 	c.env = nil
-	c.greeting, c.esmtp = name, esmtp
+	c.helloName, c.esmtp = name, esmtp
 	if !esmtp {
 		c.reply(&Reply{Code: 250, Text: c.srv.hostname()})
 		return true
@@ -51,7 +51,7 @@ func (c *conn) hello(arg string, esmtp, lhlo bool) bool {
 func (c *conn) extensions() []string {
 	srv := c.srv
 	size := "SIZE"
-	if limit := orDefault(srv.MaxMessageBytes, defaultMaxMessageBytes); limit > 0 {
+	if limit := limitOf(srv.MaxMessageBytes, defaultMaxMessageBytes); limit > 0 {
 		size += " " + strconv.FormatInt(limit, 10) // RFC 1870 4
 	}
 	lines := []string{

@@ -54,7 +54,7 @@ func (c *conn) rcpt(arg string) bool {
 		c.reply(err.(*Reply))
 		return false
 	}
-	if limit := orDefault(c.srv.MaxRecipients, defaultMaxRecipients); limit > 0 && len(env.Recipients) >= limit {
+	if limit := limitOf(c.srv.MaxRecipients, defaultMaxRecipients); limit > 0 && len(env.Recipients) >= limit {
 		c.reply(replyTooManyRecipients) // RFC 5321 4.5.3.1.10
 		return false
 	}
@@ -90,7 +90,7 @@ func (c *conn) newEnvelope() *Envelope {
 		ID:           c.srv.newID(),
 		RemoteAddr:   c.remote,
 		LocalAddr:    c.local,
-		Hello:        c.greeting,
+		Hello:        c.helloName,
 		ESMTP:        c.esmtp,
 		TLS:          c.tls,
 		AuthIdentity: c.authIdentity,
@@ -100,8 +100,8 @@ func (c *conn) newEnvelope() *Envelope {
 func (c *conn) pathLimits() pathLimits {
 	srv := c.srv
 	return pathLimits{
-		localPart: orDefault(srv.MaxLocalPart, defaultMaxLocalPart),
-		domain:    orDefault(srv.MaxDomain, defaultMaxDomain),
-		path:      orDefault(srv.MaxPath, defaultMaxPath),
+		localPart: limitOf(srv.MaxLocalPart, defaultMaxLocalPart),
+		domain:    limitOf(srv.MaxDomain, defaultMaxDomain),
+		path:      limitOf(srv.MaxPath, defaultMaxPath),
 	}
 }

@@ -343,9 +343,12 @@ const (
 	closeReplyTimeout = 100 * time.Millisecond
 )
 
-// orDefault returns v, or def when v is zero, or 0 ("no limit") when v is
-// negative.
-func orDefault[T int | int64 | time.Duration](v, def T) T {
+// limitOf reads a limit or timeout field as its documentation states it:
+// zero means the default, def; a negative value means no limit; a positive
+// one is the limit. It returns the limit in force, with 0 standing for "no
+// limit" inside the package, as the zero time.Time stands for "no
+// deadline": callers test limit > 0, and deadlineIn(0) sets no deadline.
+func limitOf[T int | int64 | time.Duration](v, def T) T {
 	switch {
 	case v == 0:
 		return def
@@ -623,7 +626,7 @@ func (srv *Server) admit(client netip.Addr) *Reply {
 	if srv.shuttingDown() {
 		return replyShuttingDown
 	}
-	if limit := orDefault(srv.MaxConnections, defaultMaxConnections); limit > 0 && srv.active >= limit {
+	if limit := limitOf(srv.MaxConnections, defaultMaxConnections); limit > 0 && srv.active >= limit {
 		return replyTooManyConns
 	}
 	if r := srv.countClient(client); r != nil {
@@ -672,8 +675,8 @@ func (srv *Server) maxConnsPerIP(client netip.Addr) int {
 	if srv.MaxConnectionsPerIP == 0 && client.IsLoopback() {
 		return 0 // the default spares this machine's own clients
 	}
-	limit := orDefault(srv.MaxConnectionsPerIP, defaultMaxConnsPerIP)
-	if all := orDefault(srv.MaxConnections, defaultMaxConnections); srv.MaxConnectionsPerIP == 0 && all > 0 {
+	limit := limitOf(srv.MaxConnectionsPerIP, defaultMaxConnsPerIP)
+	if all := limitOf(srv.MaxConnections, defaultMaxConnections); srv.MaxConnectionsPerIP == 0 && all > 0 {
 		limit = min(limit, max(all/2, 1))
 	}
 	return limit
