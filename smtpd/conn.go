@@ -180,7 +180,7 @@ func (c *conn) greet() bool {
 			c.state = stateRefused
 			greeting = &Reply{Code: 554, Text: "No SMTP service here"}
 			var r *Reply
-			if asReply(err, &r) {
+			if errors.As(err, &r) {
 				greeting.Text = r.Text
 				if r.code() == 421 {
 					c.bw.Write(srv.greetingLine(r))
@@ -638,7 +638,7 @@ func (c *conn) call(name string, f func() error) (err error) {
 // is, anything else a fixed 451 with the error logged, never sent.
 func (c *conn) replyFor(name string, err error) *Reply {
 	var r *Reply
-	if asReply(err, &r) {
+	if errors.As(err, &r) {
 		return r
 	}
 	c.logError("callback failed", "callback", name, "error", err)

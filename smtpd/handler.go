@@ -3,6 +3,7 @@ package smtpd
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/mail"
@@ -63,7 +64,7 @@ func MessageHandler(f func(ctx context.Context, env *Envelope, msg *mail.Message
 		m, err := mail.ReadMessage(r)
 		if err != nil {
 			var reply *Reply
-			if asReply(err, &reply) {
+			if errors.As(err, &reply) {
 				return reply // a limit or bare line end hit while reading the header
 			}
 			return &Reply{Code: 554, Enhanced: "5.6.0", Text: "Malformed message header"}

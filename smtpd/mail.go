@@ -8,7 +8,6 @@ var (
 	replyRecipientOK = &Reply{Code: 250, Enhanced: "2.1.5", Text: "Recipient OK"}
 	// RFC 5321 4.1.1.11: a parameter the server does not know is 555.
 	replyUnknownParam = &Reply{Code: 555, Enhanced: "5.5.4", Text: "Unsupported parameter"}
-	replyBadParam     = &Reply{Code: 501, Enhanced: "5.5.4", Text: "Syntax error in parameters"}
 	replySizeTooBig   = &Reply{Code: 552, Enhanced: "5.3.4", Text: "Declared message size exceeds the maximum message size"}
 )
 
