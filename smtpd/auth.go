@@ -44,7 +44,18 @@ var (
 // takes: RFC 4954 4 asks for at least 12288 octets.
 const maxAuthLine = 12288
 
-// auth runs AUTH mechanism [initial-response].
+// auth runs AUTH mechanism [initial-response] (RFC 4954 4).
+//
+// RFC 4954 4 sets the rules this follows: AUTH is not allowed in a
+// transaction (the state table answers 503), nor again after it succeeded
+// (503); an unknown mechanism gets 504; each challenge goes out as
+// "334 base64", each response comes back as one base64 line, "*" cancels
+// with 501, and "=" is an empty initial response. Without TLS (unless
+// AllowInsecureAuth) every mechanism gets 538, encryption required
+// (RFC 4954 6; see authOffered). 235 ends a success, and the identity goes
+// into every later Envelope. Failures are counted: after
+// MaxAuthFailures the session ends with 421, so that one connection cannot
+// try passwords without end.
 func (c *conn) auth(arg string) bool {
 	mechs := c.srv.authMechanisms()
 	switch {
@@ -88,7 +99,7 @@ func (c *conn) auth(arg string) bool {
 		if err != nil {
 			c.authFailures++
 			c.reply(c.replyFor("AuthMechanism", err))
-			if limit := orDefault(c.srv.MaxAuthFailures, defaultMaxAuthFailures); limit > 0 && c.authFailures >= limit {
+			if limit := limitOf(c.srv.MaxAuthFailures, defaultMaxAuthFailures); limit > 0 && c.authFailures >= limit {
 				c.replyAndClose(replyAuthFailures)
 			}
 			return false
@@ -101,7 +112,7 @@ func (c *conn) auth(arg string) bool {
 		}
 		// RFC 4954 4: "334" SP [base64]; the response is one line.
 		c.reply(&Reply{Code: 334, Text: base64.StdEncoding.EncodeToString(challenge)})
-		c.in.setDeadline(deadlineIn(orDefault(c.srv.CommandTimeout, defaultCommandTimeout)), 0, false)
+		c.in.setDeadline(deadlineIn(limitOf(c.srv.CommandTimeout, defaultCommandTimeout)), 0, false)
 		line, bad, rerr := c.readLine(maxAuthLine)
 		switch {
 		case rerr != nil:
@@ -142,7 +153,9 @@ func decodeAuthResponse(s string) ([]byte, *Reply) {
 }
 
 // authOffered reports whether AUTH is offered now: only over TLS unless
-// AllowInsecureAuth is set, so that a password is never sent in the clear.
+// AllowInsecureAuth is set, so that a password is never sent in the clear
+// (RFC 4616 3: PLAIN SHOULD NOT be offered without TLS; LOGIN is no
+// safer).
 func (c *conn) authOffered() bool {
 	return c.tls != nil || c.srv.AllowInsecureAuth
 }

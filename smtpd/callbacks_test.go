@@ -140,7 +140,7 @@ func TestRsetAbortsTransaction(t *testing.T) {
 }
 
 // TestEightBitPassesUnaltered: 8BITMIME content, every octet but CR and LF
-// on its own, arrives exactly as sent (the seed mangled high octets).
+// on its own, arrives exactly as sent (tcllib's smtpd mangled high octets).
 func TestEightBitPassesUnaltered(t *testing.T) {
 	rec := &recorder{}
 	c := greeted(t, startServer(t, &Server{Handler: rec, DisableReceived: true}))

@@ -60,7 +60,7 @@ func (c *conn) bdat(arg string) bool {
 	if !last {
 		c.state = stateChunk // the table's "BDAT" row, for the commands between chunks
 	}
-	r := &chunkReader{c: c, left: size, last: last, max: orDefault(c.srv.MaxMessageBytes, defaultMaxMessageBytes)}
+	r := &chunkReader{c: c, left: size, last: last, max: limitOf(c.srv.MaxMessageBytes, defaultMaxMessageBytes)}
 	c.chunks = r
 	defer func() { c.chunks = nil }()
 	c.startMessage()

@@ -30,7 +30,10 @@ func init() {
 	}
 }
 
-// rset aborts the transaction (RFC 5321 4.1.1.5).
+// rset aborts the transaction (RFC 5321 4.1.1.5): sender, recipients and
+// data are discarded and the reply MUST be 250. It is allowed at any time
+// and MUST NOT close the connection. What was said before the transaction
+// stays: the HELO name, TLS and the authenticated identity.
 func (c *conn) rset(arg string) bool {
 	if arg != "" {
 		c.reply(replyNoArgument) // RFC 5321 4.3.2
@@ -41,14 +44,19 @@ func (c *conn) rset(arg string) bool {
 	return true
 }
 
-// noop does nothing; its argument is ignored (RFC 5321 4.1.1.9).
+// noop does nothing but answer 250 (RFC 5321 4.1.1.9), at any time; the
+// RFC says servers SHOULD ignore an argument, so it is not checked. Clients
+// use it to keep a connection alive or to test it, which is also why it
+// ends a pipelined group (state.go): its reply is the one they wait for.
 func (c *conn) noop(string) bool {
 	c.reply(replyOK)
 	return true
 }
 
-// quit says goodbye and ends the session (RFC 5321 4.1.1.10); a transaction
-// in progress is aborted.
+// quit says goodbye and ends the session (RFC 5321 4.1.1.10): the server
+// MUST answer 221 and then close, and a transaction in progress is aborted,
+// never delivered. QUIT is valid at any time, even after a refused
+// greeting (3.1). Its syntax has no argument, hence 501 for one.
 func (c *conn) quit(arg string) bool {
 	if arg != "" {
 		c.reply(replyNoArgument)
@@ -65,8 +73,12 @@ var (
 	replyNoHelpTopic  = &Reply{Code: 504, Enhanced: "5.5.4", Text: "HELP topic not known"}
 )
 
-// vrfy asks whether a mailbox exists (RFC 5321 3.5.1). Without Server.Verify
-// the answer is 252: neither yes nor no (RFC 5321 7.3).
+// vrfy asks whether a mailbox exists (RFC 5321 3.5.1, 4.1.1.6). 250 would
+// claim the address was verified, which a server MUST NOT do unless it
+// was (3.5.3), and disclosing users is a site's choice (7.3). So the answer
+// is 252, "cannot verify, but will accept and try", when Verify is nil or
+// returns nil; Verify can refuse with a reply of its own (550, 551, ...).
+// VRFY touches no buffer (4.1.1.6): the transaction, if any, goes on.
 func (c *conn) vrfy(arg string) bool {
 	if arg == "" {
 		c.reply(replyNeedArgument)
@@ -85,8 +97,11 @@ func (c *conn) vrfy(arg string) bool {
 	return true
 }
 
-// expn asks for a mailing list's members (RFC 5321 3.5.2); without
-// Server.Expand it is not implemented (502, RFC 5321 4.2.4).
+// expn asks for a mailing list's members (RFC 5321 3.5, 4.1.1.7): one
+// reply line per member, 250 only for a list that was really expanded
+// (3.5.3). Without Server.Expand it is not implemented (502, 4.2.4), as
+// sites that keep their lists private answer (7.3). Like VRFY it touches
+// no buffer and may come at any time.
 func (c *conn) expn(arg string) bool {
 	if c.srv.Expand == nil {
 		c.reply(replyNotImplemented)
@@ -113,7 +128,11 @@ func (c *conn) expn(arg string) bool {
 }
 
 // help lists the commands (RFC 5321 4.1.1.8), or, given a command, says what
-// it does and where RFC 5321 defines it, from the state table.
+// it does and where RFC 5321 defines it, from the state table. The RFC
+// asks servers to support HELP without argument (SHOULD) and allows one
+// (MAY); 214 is its reply (4.2.3) and an unknown topic gets 504 (a
+// parameter not implemented). It touches no buffer and may come at any
+// time.
 func (c *conn) help(arg string) bool {
 	if arg == "" {
 		c.replyLines(214, "2.0.0", c.esmtp, []string{

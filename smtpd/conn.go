@@ -38,7 +38,7 @@ type conn struct {
 
 	state        state
 	esmtp        bool                 // the client greeted with EHLO: send enhanced codes (RFC 2034)
-	greeting     string               // the HELO or EHLO argument
+	helloName    string               // the client's HELO, EHLO or LHLO argument, for Envelope.Hello
 	tls          *tls.ConnectionState // nil before TLS
 	implicitTLS  *tls.Config          // set when the connection starts with a handshake (RFC 8314)
 	authIdentity string               // who the client authenticated as (RFC 4954), "" before
@@ -186,7 +186,7 @@ func (c *conn) greet() bool {
 			c.state = stateRefused
 			greeting = &Reply{Code: 554, Text: "No SMTP service here"}
 			var r *Reply
-			if asReply(err, &r) {
+			if errors.As(err, &r) {
 				greeting.Text = r.Text
 				if r.code() == 421 {
 					c.bw.Write(srv.greetingLine(r))
@@ -292,7 +292,7 @@ func (c *conn) readCommand(idle bool) (line []byte, bad *Reply, err error) {
 // waitCommand starts the wait for a command line: the whole line must
 // arrive within CommandTimeout. idle is readCommand's.
 func (c *conn) waitCommand(idle bool) {
-	timeout := orDefault(c.srv.CommandTimeout, defaultCommandTimeout)
+	timeout := limitOf(c.srv.CommandTimeout, defaultCommandTimeout)
 	if c.state == stateRefused {
 		timeout = min(timeout, refusedTimeout)
 		if timeout == 0 {
@@ -310,7 +310,7 @@ func (c *conn) waitCommand(idle bool) {
 func (c *conn) readCommandLine() (line []byte, bad *Reply, err error) {
 	// AUTH with an initial response may be longer than other commands
 	// (RFC 4954 4).
-	limit := orDefault(c.srv.MaxCommandLength, defaultMaxCommand)
+	limit := limitOf(c.srv.MaxCommandLength, defaultMaxCommand)
 	if limit == 0 {
 		limit = math.MaxInt // as configured: no limit
 	}
@@ -370,7 +370,7 @@ func (c *conn) readLine(limit int) (line []byte, bad *Reply, err error) {
 }
 
 // deadlineIn returns the time d from now, or the zero time, no deadline, when d
-// is zero: orDefault turns a negative timeout ("no limit") into zero.
+// is zero: limitOf turns a negative timeout ("no limit") into zero.
 func deadlineIn(d time.Duration) time.Time {
 	if d == 0 {
 		return time.Time{}
@@ -568,7 +568,7 @@ func isProtocolError(code int) bool {
 }
 
 func (c *conn) tooManyErrors() bool {
-	limit := orDefault(c.srv.MaxErrors, defaultMaxErrors)
+	limit := limitOf(c.srv.MaxErrors, defaultMaxErrors)
 	if c.state == stateRefused {
 		limit = refusedCommandLimit
 	}
@@ -580,7 +580,7 @@ func (c *conn) flush() error {
 	if c.bw.Buffered() == 0 {
 		return nil
 	}
-	c.stream.SetWriteDeadline(deadlineIn(orDefault(c.srv.CommandTimeout, defaultCommandTimeout)))
+	c.stream.SetWriteDeadline(deadlineIn(limitOf(c.srv.CommandTimeout, defaultCommandTimeout)))
 	return c.bw.Flush()
 }
 
@@ -658,7 +658,7 @@ func (c *conn) call(name string, f func() error) (err error) {
 // is, anything else a fixed 451 with the error logged, never sent.
 func (c *conn) replyFor(name string, err error) *Reply {
 	var r *Reply
-	if asReply(err, &r) {
+	if errors.As(err, &r) {
 		return r
 	}
 	c.logError("callback failed", "callback", name, "error", err)

@@ -34,8 +34,8 @@ func (c *conn) data(arg string) bool {
 		return false
 	}
 	c.startMessage()
-	c.dr.reset(c.br, orDefault(srv.MaxMessageBytes, defaultMaxMessageBytes),
-		orDefault(srv.MaxLineLength, defaultMaxLineLength), srv.AcceptBareLineEnds)
+	c.dr.reset(c.br, limitOf(srv.MaxMessageBytes, defaultMaxMessageBytes),
+		limitOf(srv.MaxLineLength, defaultMaxLineLength), srv.AcceptBareLineEnds)
 	env := c.env
 	results := c.deliver(env, &c.dr)
 	// Whatever the handler read, find the end of the data so the next
@@ -53,7 +53,7 @@ func (c *conn) data(arg string) bool {
 // startMessage sets the deadlines for reading a message: each read within
 // DataTimeout, the whole within MessageTimeout from now.
 func (c *conn) startMessage() {
-	c.msgDeadline = deadlineIn(orDefault(c.srv.MessageTimeout, defaultMessageTimeout))
+	c.msgDeadline = deadlineIn(limitOf(c.srv.MessageTimeout, defaultMessageTimeout))
 	c.resumeMessage()
 }
 
@@ -61,7 +61,7 @@ func (c *conn) startMessage() {
 // startMessage: after the commands between two BDAT chunks, the whole
 // message is still due at the same time, however many chunks it comes in.
 func (c *conn) resumeMessage() {
-	c.in.setDeadline(c.msgDeadline, orDefault(c.srv.DataTimeout, defaultDataTimeout), false)
+	c.in.setDeadline(c.msgDeadline, limitOf(c.srv.DataTimeout, defaultDataTimeout), false)
 }
 
 // deliver hands the message read from src to the Handler, after the
@@ -72,7 +72,7 @@ func (c *conn) deliver(env *Envelope, src io.Reader) []error {
 	srv := c.srv
 	ctx, cancel := context.WithCancel(c.ctx)
 	c.msg.data, c.msg.cancel = src, cancel
-	c.msg.timeout = orDefault(srv.DeliveryTimeout, defaultDeliveryTimeout)
+	c.msg.timeout = limitOf(srv.DeliveryTimeout, defaultDeliveryTimeout)
 	c.msg.prefix = nil
 	if !srv.DisableReceived {
 		c.msg.prefix = c.appendReceived(c.msg.buf[:0], env, time.Now())

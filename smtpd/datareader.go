@@ -97,9 +97,6 @@ func (r *dataReader) violation() error { return r.viol }
 // dot-unstuffing, by Read or drain, up to the first violation.
 func (r *dataReader) size() int64 { return r.n }
 
-// ended reports whether the end-of-data mark was consumed.
-func (r *dataReader) ended() bool { return r.done }
-
 // fill reads the next piece of data from br: the rest of a line up to and
 // including its LF, or as much of it as fits br's buffer. It sets buf to
 // the content the piece holds, and err when the piece ends the data, breaks

@@ -486,3 +486,6 @@ func BenchmarkDataReader(b *testing.B) {
 		})
 	}
 }
+
+// ended reports whether the end-of-data mark was consumed.
+func (r *dataReader) ended() bool { return r.done }

@@ -21,6 +21,49 @@
 //	RFC 8314  Cleartext Considered Obsolete: Use of TLS for Email Submission and Access (implicit TLS)
 //	HAProxy   The PROXY protocol, versions 1 and 2
 //
+// Its API follows tcllib's smtpd (Tcl), the server it grew from: a
+// configuration of a banner and callbacks that validate the client, the
+// sender and each recipient and then deliver the message. Here they are
+// the fields of [Server] and a [Handler]: CheckConnection for
+// -validate_host, CheckSender for -validate_sender, CheckRecipient for
+// -validate_recipient, Handler for -deliver and [MessageHandler] for
+// -deliverMIME. Unlike tcllib's callbacks, these get the envelope and a
+// context, return a [Reply] to choose the code, and stream the message.
+//
+// # Where each rule lives
+//
+// One file per topic; a reader checking this package against the RFCs
+// finds each rule here, cited by section where it is applied:
+//
+//	RFC 5321 2.3.8 (only CRLF ends a line)  conn.go (command lines), datareader.go (message data)
+//	RFC 5321 3.1, 4.3.1 (greeting)          conn.go (greet); server.go (421 to a connection over the limits)
+//	RFC 5321 3.3, 4.1.4 (command order)     state.go, the one table every command is looked up in
+//	RFC 5321 3.8 (421, closing)             server.go (Shutdown, Close)
+//	RFC 5321 4.1.1 (command syntax)         conn.go (splitCommand, readLine)
+//	RFC 5321 4.1.1.1 HELO, EHLO             hello.go
+//	RFC 5321 4.1.1.2, 4.1.1.3 MAIL, RCPT    mail.go; their parameters in params.go
+//	RFC 5321 4.1.1.4 DATA, 4.5.2 dot lines  data.go (the command, delivery); datareader.go (the data)
+//	RFC 5321 4.1.1.5 to 4.1.1.10, 3.5, 7.3  commands.go: RSET, VRFY, EXPN, HELP, NOOP, QUIT
+//	RFC 5321 4.1.2, 4.1.3 (paths)           path.go
+//	RFC 5321 4.2 (replies)                  reply.go
+//	RFC 5321 4.2.5 (250 after delivery)     data.go, handler.go
+//	RFC 5321 4.4 (Received)                 data.go (appendReceived)
+//	RFC 5321 4.5.3.1 (size limits)          server.go (the fields), conn.go, path.go, datareader.go
+//	RFC 5321 4.5.3.2 (timeouts)             server.go (the fields), conn.go (deadlines)
+//	RFC 1870 SIZE                           params.go (the parameter), datareader.go (552 past it)
+//	RFC 2033 LMTP                           hello.go (LHLO), data.go (a reply per recipient), handler.go
+//	RFC 2034, RFC 3463 (enhanced codes)     reply.go
+//	RFC 2920 PIPELINING                     state.go (a verb's place in a group), conn.go (unsynchronized; replies written when the reader waits)
+//	RFC 3030 CHUNKING, BINARYMIME           chunk.go; BODY=BINARYMIME in params.go
+//	RFC 3207 STARTTLS                       tls.go; 530 before it (RequireTLS) in mail.go
+//	RFC 3461 DSN parameters                 params.go; xtext in auth.go
+//	RFC 3848 (Received "with")              data.go (protocol)
+//	RFC 4954 AUTH, RFC 4616 PLAIN           auth.go; the AUTH= parameter in params.go
+//	RFC 6152 8BITMIME                       params.go
+//	RFC 6531 SMTPUTF8                       path.go (UTF-8 addresses), params.go, data.go (UTF8SMTP)
+//	RFC 8314 implicit TLS                   server.go (ServeTLS, ListenAndServeTLS), tls.go (handshake)
+//	PROXY protocol v1, v2                   proxy.go
+//
 // # Serving
 //
 // A [Server]'s zero value is a mail sink that accepts and discards

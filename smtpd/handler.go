@@ -3,6 +3,7 @@ package smtpd
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/mail"
@@ -46,7 +47,7 @@ type LMTPHandler interface {
 	ServeLMTP(ctx context.Context, env *Envelope, msg io.Reader) []error
 }
 
-// HandlerFunc adapts a function to a [Handler] (seed -deliver).
+// HandlerFunc adapts a function to a [Handler].
 type HandlerFunc func(ctx context.Context, env *Envelope, msg io.Reader) error
 
 // ServeSMTP calls f(ctx, env, msg).
@@ -55,8 +56,7 @@ func (f HandlerFunc) ServeSMTP(ctx context.Context, env *Envelope, msg io.Reader
 }
 
 // MessageHandler returns a [Handler] that parses the message header with
-// net/mail and passes the parsed message, with its envelope, to f: the
-// counterpart of the seed's -deliverMIME, which lost the envelope. A message
+// net/mail and passes the parsed message, with its envelope, to f. A message
 // whose header cannot be parsed is refused with "554 5.6.0". The body is
 // still streamed: msg.Body reads from the connection.
 func MessageHandler(f func(ctx context.Context, env *Envelope, msg *mail.Message) error) Handler {
@@ -64,7 +64,7 @@ func MessageHandler(f func(ctx context.Context, env *Envelope, msg *mail.Message
 		m, err := mail.ReadMessage(r)
 		if err != nil {
 			var reply *Reply
-			if asReply(err, &reply) {
+			if errors.As(err, &reply) {
 				return reply // a limit or bare line end hit while reading the header
 			}
 			return &Reply{Code: 554, Enhanced: "5.6.0", Text: "Malformed message header"}

@@ -2,12 +2,28 @@ package smtpd
 
 import "strconv"
 
-// HELO, EHLO (RFC 5321 4.1.1.1) and LMTP's LHLO (RFC 2033 4.1).
+// HELO, EHLO (RFC 5321 4.1.1.1) and LMTP's LHLO (RFC 2033 4.1): the client
+// names itself and, with EHLO or LHLO, learns which extensions it may use.
+// Where each may come is the state table's business (state.go); these
+// handlers decide only whether the name is acceptable and what to answer.
 
+// replyWrongHello answers HELO or EHLO on an LMTP server, which knows only
+// LHLO (RFC 2033 4.1): a client that took it for an SMTP server would not
+// expect a reply per recipient after DATA (RFC 2033 4.2), so it is stopped
+// at the greeting and told why.
 var replyWrongHello = &Reply{Code: 500, Enhanced: "5.5.1", Text: "Command unrecognized: this server speaks LMTP, greet with LHLO"}
 
+// helo is RFC 821's greeting, kept for old clients: RFC 5321 2.2.1 has
+// servers support it as a fallback, and 3.2 forbids the EHLO-style reply
+// to it, so the client gets one line and is offered no extension.
 func (c *conn) helo(arg string) bool { return c.hello(arg, false, false) }
+
+// ehlo opens an extended session (RFC 5321 2.2.1, 4.1.1.1): the reply
+// lists the extensions offered.
 func (c *conn) ehlo(arg string) bool { return c.hello(arg, true, false) }
+
+// lhlo is LMTP's EHLO (RFC 2033 4.1), the only greeting an LMTP server
+// takes.
 func (c *conn) lhlo(arg string) bool { return c.hello(arg, true, true) }
 
 // hello identifies the client. Its argument must be a domain or an address
@@ -28,6 +44,9 @@ func (c *conn) hello(arg string, esmtp, lhlo bool) bool {
 		c.reply(err.(*Reply))
 		return false
 	}
+	// RFC 5321 4.1.4 lets a server check the name against the client's
+	// address but forbids refusing mail because they differ; whether to
+	// refuse the greeting is the embedder's policy, not this package's.
 	if c.srv.CheckHello != nil {
 		env := c.newEnvelope()
 		env.Hello, env.ESMTP = name, esmtp
@@ -36,8 +55,11 @@ func (c *conn) hello(arg string, esmtp, lhlo bool) bool {
 			return false
 		}
 	}
+	// RFC 5321 4.1.4: a greeting later in the session "MUST clear all
+	// buffers and reset the state exactly as if a RSET command had been
+	// issued". A refused greeting above changed nothing.
 	c.env = nil
-	c.greeting, c.esmtp = name, esmtp
+	c.helloName, c.esmtp = name, esmtp
 	if !esmtp {
 		c.reply(&Reply{Code: 250, Text: c.srv.hostname()})
 		return true
@@ -47,11 +69,14 @@ func (c *conn) hello(arg string, esmtp, lhlo bool) bool {
 }
 
 // extensions returns the EHLO reply's lines: the server's name, then one
-// line per service extension (RFC 5321 4.1.1.1) offered now.
+// line per service extension (RFC 5321 4.1.1.1) offered now. A client may
+// use only what is listed here (RFC 5321 4.1.1.3: no parameter of an
+// extension not offered), so the list changes with the session: STARTTLS
+// goes once TLS is on and AUTH once the client has authenticated.
 func (c *conn) extensions() []string {
 	srv := c.srv
 	size := "SIZE"
-	if limit := orDefault(srv.MaxMessageBytes, defaultMaxMessageBytes); limit > 0 {
+	if limit := limitOf(srv.MaxMessageBytes, defaultMaxMessageBytes); limit > 0 {
 		size += " " + strconv.FormatInt(limit, 10) // RFC 1870 4
 	}
 	lines := []string{

@@ -8,17 +8,25 @@ var (
 	replyRecipientOK = &Reply{Code: 250, Enhanced: "2.1.5", Text: "Recipient OK"}
 	// RFC 5321 4.1.1.11: a parameter the server does not know is 555.
 	replyUnknownParam = &Reply{Code: 555, Enhanced: "5.5.4", Text: "Unsupported parameter"}
-	replyBadParam     = &Reply{Code: 501, Enhanced: "5.5.4", Text: "Syntax error in parameters"}
 	replySizeTooBig   = &Reply{Code: 552, Enhanced: "5.3.4", Text: "Declared message size exceeds the maximum message size"}
 )
 
 // mail starts a transaction: MAIL FROM:<reverse-path> [parameters].
+//
+// RFC 5321 4.1.1.2: MAIL clears the buffers and records the reverse-path,
+// which may be null ("<>") for notifications that must not be answered
+// (4.5.5); the state table admits it only outside a transaction
+// (4.1.4, 503 otherwise). Its parameters belong to the extensions offered
+// (4.1.1.11: 555 for one the server does not know). A refusal starts no
+// transaction, so the client may try MAIL again; 250 means the server
+// holds the reverse-path and waits for recipients (3.3).
 func (c *conn) mail(arg string) bool {
 	path, params, err := parseMailArg(arg, c.pathLimits())
 	if err != nil {
 		c.reply(err.(*Reply))
 		return false
 	}
+	// After the syntax check: a malformed command is 501 in any session.
 	switch {
 	case c.srv.RequireTLS && c.tls == nil:
 		c.reply(replyTLSRequired) // RFC 3207 4
@@ -45,6 +53,13 @@ func (c *conn) mail(arg string) bool {
 }
 
 // rcpt adds a recipient: RCPT TO:<forward-path> [parameters].
+//
+// RFC 5321 4.1.1.3: each RCPT appends one forward-path and changes nothing
+// else, so a refused recipient leaves those accepted before it in place
+// and the client goes on with the rest (3.3: a reply per recipient).
+// <Postmaster> must be accepted (4.5.1). Past MaxRecipients (at least 100
+// must be buffered, 4.5.3.1.8) the reply is 452, a temporary one, so that
+// the client sends the rest in another transaction (4.5.3.1.10).
 func (c *conn) rcpt(arg string) bool {
 	env := c.env
 	lim := c.pathLimits()
@@ -54,7 +69,7 @@ func (c *conn) rcpt(arg string) bool {
 		c.reply(err.(*Reply))
 		return false
 	}
-	if limit := orDefault(c.srv.MaxRecipients, defaultMaxRecipients); limit > 0 && len(env.Recipients) >= limit {
+	if limit := limitOf(c.srv.MaxRecipients, defaultMaxRecipients); limit > 0 && len(env.Recipients) >= limit {
 		c.reply(replyTooManyRecipients) // RFC 5321 4.5.3.1.10
 		return false
 	}
@@ -90,18 +105,20 @@ func (c *conn) newEnvelope() *Envelope {
 		ID:           c.srv.newID(),
 		RemoteAddr:   c.remote,
 		LocalAddr:    c.local,
-		Hello:        c.greeting,
+		Hello:        c.helloName,
 		ESMTP:        c.esmtp,
 		TLS:          c.tls,
 		AuthIdentity: c.authIdentity,
 	}
 }
 
+// pathLimits returns the limits of RFC 5321 4.5.3.1.1 to 4.5.3.1.3 in
+// force: the server's fields, or the RFC's minimums by default.
 func (c *conn) pathLimits() pathLimits {
 	srv := c.srv
 	return pathLimits{
-		localPart: orDefault(srv.MaxLocalPart, defaultMaxLocalPart),
-		domain:    orDefault(srv.MaxDomain, defaultMaxDomain),
-		path:      orDefault(srv.MaxPath, defaultMaxPath),
+		localPart: limitOf(srv.MaxLocalPart, defaultMaxLocalPart),
+		domain:    limitOf(srv.MaxDomain, defaultMaxDomain),
+		path:      limitOf(srv.MaxPath, defaultMaxPath),
 	}
 }

@@ -31,9 +31,9 @@ func (c *conn) mailParams(env *Envelope, params Params) *Reply {
 		// RFC 1870 5: SIZE=size-value, 1 to 20 digits.
 		size, ok := parseDigits(v, 20)
 		if !ok {
-			return replyBadParam
+			return replyParamSyntax
 		}
-		if limit := orDefault(c.srv.MaxMessageBytes, defaultMaxMessageBytes); limit > 0 && size > uint64(limit) {
+		if limit := limitOf(c.srv.MaxMessageBytes, defaultMaxMessageBytes); limit > 0 && size > uint64(limit) {
 			return replySizeTooBig
 		}
 	}
@@ -41,33 +41,33 @@ func (c *conn) mailParams(env *Envelope, params Params) *Reply {
 		// RFC 6152 2 and RFC 3030 3.
 		env.Body = strings.ToUpper(v)
 		if env.Body != "7BIT" && env.Body != "8BITMIME" && env.Body != "BINARYMIME" {
-			return replyBadParam
+			return replyParamSyntax
 		}
 	}
 	if v, ok := params["SMTPUTF8"]; ok {
 		if v != "" {
-			return replyBadParam // RFC 6531 3.4: no value
+			return replyParamSyntax // RFC 6531 3.4: no value
 		}
 		env.SMTPUTF8 = true
 	}
 	if v, ok := params["RET"]; ok {
 		env.Ret = strings.ToUpper(v) // RFC 3461 4.3
 		if env.Ret != "FULL" && env.Ret != "HDRS" {
-			return replyBadParam
+			return replyParamSyntax
 		}
 	}
 	if v, ok := params["ENVID"]; ok {
 		// RFC 3461 4.4: xtext, at most 100 characters.
 		var valid bool
 		if env.EnvID, valid = decodeXtext(v); !valid || v == "" || len(v) > 100 {
-			return replyBadParam
+			return replyParamSyntax
 		}
 	}
 	if v, ok := params["AUTH"]; ok {
 		// RFC 4954 5: AUTH=<> or the xtext of a mailbox.
 		var valid bool
 		if env.MailAuth, valid = decodeXtext(v); !valid || v == "" {
-			return replyBadParam
+			return replyParamSyntax
 		}
 	}
 	return nil
@@ -84,7 +84,7 @@ func (c *conn) rcptParams(rcpt *Recipient, params Params) *Reply {
 	if v, ok := params["NOTIFY"]; ok {
 		var valid bool
 		if rcpt.Notify, valid = parseNotify(v); !valid {
-			return replyBadParam
+			return replyParamSyntax
 		}
 	}
 	if v, ok := params["ORCPT"]; ok {
@@ -92,7 +92,7 @@ func (c *conn) rcptParams(rcpt *Recipient, params Params) *Reply {
 		addrType, addr, found := strings.Cut(v, ";")
 		decoded, valid := decodeXtext(addr)
 		if !found || !valid || !isAtom(addrType) || addr == "" || len(v) > 500 {
-			return replyBadParam
+			return replyParamSyntax
 		}
 		rcpt.ORCPT = addrType + ";" + decoded
 	}

@@ -353,16 +353,11 @@ func isAddressLiteral(s string) bool {
 	return err == nil && ip.Is6() && ip.Zone() == ""
 }
 
-// parseParams parses a list of esmtp-param separated by one or more SP
-// (RFC 5321 4.1.2), ASCII only. Spaces before the first and after the last
-// are ignored; an empty list gives nil. Which keywords are known is for the
-// caller to decide.
-func parseParams(s string) (Params, error) {
-	return parseParamList(s, false)
-}
-
-// parseParamList is parseParams, also allowing UTF-8 in values when utf8ok
-// is set (RFC 6531 3.3: esmtp-value =/ UTF8-non-ascii).
+// parseParamList parses a list of esmtp-param separated by one or more SP
+// (RFC 5321 4.1.2), ASCII only unless utf8ok is set (RFC 6531 3.3:
+// esmtp-value =/ UTF8-non-ascii). Spaces before the first and after the
+// last are ignored; an empty list gives nil. Which keywords are known is
+// for the caller to decide.
 func parseParamList(s string, utf8ok bool) (Params, error) {
 	var params Params
 	i := 0

@@ -679,3 +679,9 @@ func FuzzParseHelloArg(f *testing.F) {
 		}
 	})
 }
+
+// parseParams is parseParamList for ASCII-only values, as MAIL and RCPT
+// parse them without SMTPUTF8.
+func parseParams(s string) (Params, error) {
+	return parseParamList(s, false)
+}

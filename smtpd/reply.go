@@ -1,7 +1,6 @@
 package smtpd
 
 import (
-	"errors"
 	"strconv"
 )
 
@@ -165,6 +164,3 @@ var (
 	replyPregreet       = &Reply{Code: 554, Text: "SMTP protocol synchronization error: input sent before the greeting, closing connection"}
 	replyNotSMTP        = &Reply{Code: 554, Enhanced: "5.5.1", Text: "Not an SMTP command, closing connection"}
 )
-
-// asReply reports whether err is or wraps a *Reply, and sets *target to it.
-func asReply(err error, target **Reply) bool { return errors.As(err, target) }

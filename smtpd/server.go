@@ -40,20 +40,20 @@ type Server struct {
 	// that fails.
 	Hostname string
 
-	// Banner is the text after "220 <Hostname> ESMTP" (or LMTP) in the greeting
-	// (seed -banner). Empty means "smtpd".
+	// Banner is the text after "220 <Hostname> ESMTP" (or LMTP) in the
+	// greeting. Empty means "smtpd".
 	Banner string
 
-	// Handler delivers messages (seed -deliver; see [MessageHandler] for
-	// -deliverMIME). Nil discards every message after reading it.
+	// Handler delivers messages (see [MessageHandler] for a parsed
+	// message). Nil discards every message after reading it.
 	Handler Handler
 
 	// CheckConnection, when set, is called when a connection is accepted,
-	// before the greeting (seed -validate_host). An error refuses the
-	// client: the greeting becomes 554 with the error's text when it is a
-	// *[Reply] (a fixed text otherwise), every command but QUIT gets 503
-	// (RFC 5321 3.1), and the connection is closed after a few commands or
-	// a short timeout. A *Reply with code 421 is sent as it is and the
+	// before the greeting. An error refuses the client: the greeting
+	// becomes 554 with the error's text when it is a *[Reply] (a fixed
+	// text otherwise), every command but QUIT gets 503 (RFC 5321 3.1),
+	// and the connection is closed after a few commands or a short
+	// timeout. A *Reply with code 421 is sent as it is and the
 	// connection closed at once.
 	CheckConnection func(ctx context.Context, remote net.Addr) error
 
@@ -63,14 +63,14 @@ type Server struct {
 	CheckHello func(ctx context.Context, env *Envelope) error
 
 	// CheckSender, when set, is called at MAIL with env.ReversePath and
-	// env.MailParams set to the command's (seed -validate_sender). An
-	// error refuses the command and no transaction starts. The null
-	// reverse-path "<>" is checked like any other (env.ReversePath.IsNull).
+	// env.MailParams set to the command's. An error refuses the command
+	// and no transaction starts. The null reverse-path "<>" is checked
+	// like any other (env.ReversePath.IsNull).
 	CheckSender func(ctx context.Context, env *Envelope) error
 
 	// CheckRecipient, when set, is called at RCPT with the recipients
-	// accepted so far in env and the one to check in rcpt (seed
-	// -validate_recipient). An error refuses this recipient only. It is
+	// accepted so far in env and the one to check in rcpt. An error
+	// refuses this recipient only. It is
 	// not called for <Postmaster> nor for postmaster at Hostname, which
 	// RFC 5321 4.5.1 requires a server to accept; postmaster at other
 	// domains is checked, since accepting it unchecked would relay mail.
@@ -343,9 +343,12 @@ const (
 	closeReplyTimeout = 100 * time.Millisecond
 )
 
-// orDefault returns v, or def when v is zero, or 0 ("no limit") when v is
-// negative.
-func orDefault[T int | int64 | time.Duration](v, def T) T {
+// limitOf reads a limit or timeout field as its documentation states it:
+// zero means the default, def; a negative value means no limit; a positive
+// one is the limit. It returns the limit in force, with 0 standing for "no
+// limit" inside the package, as the zero time.Time stands for "no
+// deadline": callers test limit > 0, and deadlineIn(0) sets no deadline.
+func limitOf[T int | int64 | time.Duration](v, def T) T {
 	switch {
 	case v == 0:
 		return def
@@ -620,7 +623,7 @@ func (srv *Server) admit(client netip.Addr) *Reply {
 	if srv.shuttingDown() {
 		return replyShuttingDown
 	}
-	if limit := orDefault(srv.MaxConnections, defaultMaxConnections); limit > 0 && srv.active >= limit {
+	if limit := limitOf(srv.MaxConnections, defaultMaxConnections); limit > 0 && srv.active >= limit {
 		return replyTooManyConns
 	}
 	if r := srv.countClient(client); r != nil {
@@ -669,8 +672,8 @@ func (srv *Server) maxConnsPerIP(client netip.Addr) int {
 	if srv.MaxConnectionsPerIP == 0 && client.IsLoopback() {
 		return 0 // the default spares this machine's own clients
 	}
-	limit := orDefault(srv.MaxConnectionsPerIP, defaultMaxConnsPerIP)
-	if all := orDefault(srv.MaxConnections, defaultMaxConnections); srv.MaxConnectionsPerIP == 0 && all > 0 {
+	limit := limitOf(srv.MaxConnectionsPerIP, defaultMaxConnsPerIP)
+	if all := limitOf(srv.MaxConnections, defaultMaxConnections); srv.MaxConnectionsPerIP == 0 && all > 0 {
 		limit = min(limit, max(all/2, 1))
 	}
 	return limit

@@ -52,7 +52,7 @@ func (c *conn) starttls(arg string) bool {
 		return false
 	}
 	c.env = nil
-	c.greeting, c.esmtp = "", false
+	c.helloName, c.esmtp = "", false
 	c.authIdentity = ""
 	return true
 }
@@ -67,7 +67,7 @@ func (c *conn) handshake(config *tls.Config, early []byte) bool {
 	}
 	tc := tls.Server(under, config)
 	c.setCloser(nil)
-	tc.SetDeadline(deadlineIn(orDefault(c.srv.TLSHandshakeTimeout, defaultTLSHandshake)))
+	tc.SetDeadline(deadlineIn(limitOf(c.srv.TLSHandshakeTimeout, defaultTLSHandshake)))
 	if err := tc.HandshakeContext(c.ctx); err != nil {
 		c.logInfo("TLS handshake failed", "error", err)
 		return false

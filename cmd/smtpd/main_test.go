@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -392,24 +393,22 @@ func dialSMTP(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	return c, r
 }
 
-// expectReply reads one reply (all its lines) and checks its code.
-func expectReply(t *testing.T, r *bufio.Reader, code string) string {
+// expectReply reads one reply (all its lines, with net/textproto, which
+// also checks that every line carries the same code) and checks that it
+// starts with want: a code ("250"), a class ("5"), or a code and an
+// enhanced code ("421 4.4.2"). It returns the reply as "CODE TEXT", the
+// lines' texts joined by newlines.
+func expectReply(t *testing.T, r *bufio.Reader, want string) string {
 	t.Helper()
-	var all string
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("reading reply (want %s): %v (got %q)", code, err, all+line)
-		}
-		all += line
-		if len(line) < 4 || line[3] != '-' {
-			break
-		}
+	code, msg, err := textproto.NewReader(r).ReadResponse(0)
+	got := fmt.Sprintf("%d %s", code, msg)
+	if err != nil {
+		t.Fatalf("reading reply (want %s): %v (got %q)", want, err, got)
 	}
-	if !strings.HasPrefix(all, code) {
-		t.Fatalf("got reply %q, want %s", all, code)
+	if !strings.HasPrefix(got, want) {
+		t.Fatalf("got reply %q, want %s", got, want)
 	}
-	return all
+	return got
 }
 
 // command writes a command line and checks the reply's code.

@@ -14,11 +14,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,7 +29,7 @@ import (
 // client's goroutine, so it returns errors instead of failing the test.
 type soakConn struct {
 	c net.Conn
-	r *bufio.Reader
+	r *textproto.Reader
 }
 
 // soakDial opens a session and greets; it fails when the server does not
@@ -40,7 +40,7 @@ func soakDial(addr string) (*soakConn, error) {
 		return nil, err
 	}
 	c.SetDeadline(time.Now().Add(waitTimeout))
-	s := &soakConn{c: c, r: bufio.NewReader(c)}
+	s := &soakConn{c: c, r: textproto.NewReader(bufio.NewReader(c))}
 	if code, err := s.reply(); code != 220 {
 		c.Close()
 		return nil, fmt.Errorf("greeting %d, %v", code, err)
@@ -55,19 +55,8 @@ func soakDial(addr string) (*soakConn, error) {
 // reply reads one reply, all its lines, and returns its code; 0 when none
 // came.
 func (s *soakConn) reply() (int, error) {
-	for {
-		line, err := s.r.ReadString('\n')
-		if err != nil {
-			return 0, err
-		}
-		if len(line) < 6 {
-			return 0, fmt.Errorf("malformed reply line %q", line)
-		}
-		if line[3] == '-' {
-			continue
-		}
-		return strconv.Atoi(line[:3])
-	}
+	code, _, err := s.r.ReadResponse(0)
+	return code, err
 }
 
 func (s *soakConn) cmd(line string) (int, error) {
