@@ -30,9 +30,18 @@ type conn struct {
 	cancel context.CancelFunc
 	log    *slog.Logger // Server.Logger with the client's address; see logAt
 
-	in   connReader // rwc as the buffered reader sees it
-	br   *bufio.Reader
-	bw   *bufio.Writer
+	in connReader // rwc as the buffered reader sees it
+	// br and bw come from their pools, and only while the session needs
+	// them, so that an idle session holds no buffer: br while input is
+	// buffered or a message is read (see awaitInput), bw while replies
+	// are queued (see writer and flush). Either is nil otherwise.
+	br *bufio.Reader
+	bw *bufio.Writer
+	// wake takes the first octets to arrive after an idle wait for a
+	// command; awaitInput hands them to a pooled br through in.pending.
+	// RFC 5321 4.5.3.1.4: a command line is at most 512 octets, so a
+	// command usually arrives whole in one read.
+	wake [512]byte
 	out  []byte // scratch space for formatting a reply
 	long []byte // a command line longer than br's buffer
 
@@ -74,8 +83,9 @@ type conn struct {
 // shuts down; the session answers 421 (readFailed).
 var errShutdown = errors.New("smtpd: server shutting down")
 
-// Buffers are reused across connections: a server that takes one message per
-// connection would otherwise allocate them for each.
+// Buffers are shared by all sessions through pools: a session takes them
+// only while it reads or writes (see conn.br and conn.bw), and a server that
+// takes one message per connection would otherwise allocate them for each.
 var (
 	readerPool sync.Pool
 	writerPool sync.Pool
@@ -87,20 +97,67 @@ func (srv *Server) newConn(rwc net.Conn) *conn {
 	c := &conn{srv: srv, rwc: rwc, stream: rwc, closer: rwc, remote: rwc.RemoteAddr(), local: rwc.LocalAddr()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.in.c = c
-	if br, ok := readerPool.Get().(*bufio.Reader); ok {
-		br.Reset(&c.in)
-		c.br = br
-	} else {
-		c.br = bufio.NewReaderSize(&c.in, bufferSize)
-	}
-	if bw, ok := writerPool.Get().(*bufio.Writer); ok {
-		bw.Reset(rwc)
-		c.bw = bw
-	} else {
-		c.bw = bufio.NewWriterSize(rwc, bufferSize)
-	}
+	// The greeting phase (PROXY header, early talkers, a TLS handshake's
+	// first octets) reads through br; awaitInput releases it later.
+	c.br = getReader(&c.in)
 	return c
 }
+
+func getReader(r io.Reader) *bufio.Reader {
+	if br, ok := readerPool.Get().(*bufio.Reader); ok {
+		br.Reset(r)
+		return br
+	}
+	return bufio.NewReaderSize(r, bufferSize)
+}
+
+// awaitInput waits for a command line to begin. While nothing is buffered,
+// the session waits without a read buffer: br goes back to its pool, the
+// wait reads into the session's small wake array, and a pooled br takes
+// over what arrived. Input still buffered (pipelined commands, RFC 2920)
+// keeps br, since a bufio.Reader cannot give its buffered octets away.
+func (c *conn) awaitInput() error {
+	if c.br != nil {
+		if c.br.Buffered() > 0 {
+			return nil
+		}
+		c.releaseReader()
+	}
+	n, err := c.in.Read(c.wake[:])
+	if n == 0 {
+		if err == nil {
+			err = io.ErrNoProgress // a WrapConn that breaks io.Reader's contract
+		}
+		return err
+	}
+	// An error that came with octets comes again at the next read.
+	c.in.pending = c.wake[:n]
+	c.br = getReader(&c.in)
+	return nil
+}
+
+func (c *conn) releaseReader() {
+	c.br.Reset(nil)
+	readerPool.Put(c.br)
+	c.br = nil
+}
+
+// writer returns the buffered writer for replies, taken from its pool when
+// no reply is queued; flush gives it back.
+func (c *conn) writer() *bufio.Writer {
+	if c.bw == nil {
+		if bw, ok := writerPool.Get().(*bufio.Writer); ok {
+			bw.Reset(c.stream)
+			c.bw = bw
+		} else {
+			c.bw = bufio.NewWriterSize(c.stream, bufferSize)
+		}
+	}
+	return c.bw
+}
+
+// write queues b, part of a reply; see reply.
+func (c *conn) write(b []byte) { c.writer().Write(b) }
 
 // serve runs the session until QUIT, an error, or the server's end.
 func (c *conn) serve() {
@@ -119,7 +176,7 @@ func (c *conn) serve() {
 		if r := c.srv.admitClient(c); r != nil {
 			c.logInfo("connection refused", "reason", r.Text)
 			if c.implicitTLS == nil { // see Server.refuse
-				c.bw.Write(c.srv.refusalLine(r))
+				c.write(c.srv.refusalLine(r))
 			}
 			return
 		}
@@ -189,7 +246,7 @@ func (c *conn) greet() bool {
 			if errors.As(err, &r) {
 				greeting.Text = r.Text
 				if r.code() == 421 {
-					c.bw.Write(srv.greetingLine(r))
+					c.write(srv.greetingLine(r))
 					c.flush()
 					return false
 				}
@@ -200,7 +257,7 @@ func (c *conn) greet() bool {
 	if c.state != stateRefused && c.talkedFirst() {
 		return false
 	}
-	c.bw.Write(srv.greetingLine(greeting))
+	c.write(srv.greetingLine(greeting))
 	return true
 }
 
@@ -232,7 +289,7 @@ func (c *conn) talkedFirst() bool {
 	}
 	if early {
 		c.logInfo("client talked before the greeting", "octets", c.br.Buffered())
-		c.bw.Write(srv.greetingLine(replyPregreet))
+		c.write(srv.greetingLine(replyPregreet))
 	}
 	return early
 }
@@ -308,6 +365,9 @@ func (c *conn) waitCommand(idle bool) {
 
 // readCommandLine is readCommand after waitCommand.
 func (c *conn) readCommandLine() (line []byte, bad *Reply, err error) {
+	if err := c.awaitInput(); err != nil {
+		return nil, nil, err
+	}
 	// AUTH with an initial response may be longer than other commands
 	// (RFC 4954 4).
 	limit := limitOf(c.srv.MaxCommandLength, defaultMaxCommand)
@@ -414,8 +474,7 @@ func (c *conn) readFailed(err error) {
 			// Within a short deadline: a client that does not read
 			// must not keep Shutdown waiting.
 			c.reply(replyShuttingDown)
-			c.stream.SetWriteDeadline(time.Now().Add(shutdownReplyTimeout))
-			c.bw.Flush()
+			c.flushBy(time.Now().Add(shutdownReplyTimeout))
 		}
 		c.byeMu.Unlock()
 		c.state = stateDone
@@ -535,7 +594,7 @@ func (c *conn) reply(r *Reply) {
 	}
 	c.out = r.appendLine(c.out[:0], c.esmtp, ' ')
 	c.out = append(c.out, "\r\n"...)
-	c.bw.Write(c.out)
+	c.write(c.out)
 }
 
 // replyLines queues a multiline reply (RFC 5321 4.2.1): every line but the
@@ -550,7 +609,7 @@ func (c *conn) replyLines(code int, enhanced string, esc bool, lines []string) {
 		r := Reply{Code: code, Enhanced: enhanced, Text: text}
 		c.out = r.appendLine(c.out[:0], esc, sep)
 		c.out = append(c.out, "\r\n"...)
-		c.bw.Write(c.out)
+		c.write(c.out)
 	}
 }
 
@@ -577,11 +636,29 @@ func (c *conn) tooManyErrors() bool {
 
 // flush writes the queued replies, within CommandTimeout.
 func (c *conn) flush() error {
-	if c.bw.Buffered() == 0 {
+	if c.bw == nil {
 		return nil
 	}
-	c.stream.SetWriteDeadline(deadlineIn(limitOf(c.srv.CommandTimeout, defaultCommandTimeout)))
-	return c.bw.Flush()
+	return c.flushBy(deadlineIn(limitOf(c.srv.CommandTimeout, defaultCommandTimeout)))
+}
+
+// flushBy writes the queued replies by deadline and, once they are all
+// written, returns bw to its pool: a session waiting for the client holds
+// no write buffer.
+func (c *conn) flushBy(deadline time.Time) error {
+	if c.bw == nil {
+		return nil
+	}
+	if c.bw.Buffered() > 0 {
+		c.stream.SetWriteDeadline(deadline)
+		if err := c.bw.Flush(); err != nil {
+			return err // the session ends; free returns bw
+		}
+	}
+	c.bw.Reset(nil)
+	writerPool.Put(c.bw)
+	c.bw = nil
+	return nil
 }
 
 // end closes the connection and returns the buffers.
@@ -596,11 +673,14 @@ func (c *conn) end() {
 
 // free returns the session's buffers to their pools.
 func (c *conn) free() {
-	c.br.Reset(nil)
-	readerPool.Put(c.br)
-	c.bw.Reset(nil)
-	writerPool.Put(c.bw)
-	c.br, c.bw = nil, nil
+	if c.br != nil {
+		c.releaseReader()
+	}
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		writerPool.Put(c.bw)
+		c.bw = nil
+	}
 }
 
 // wakeIfIdle is Shutdown's part: a session blocked waiting for a command
@@ -696,6 +776,10 @@ type connReader struct {
 	perRead  time.Duration // and each read within this, when not zero
 	command  bool          // reading a command: the session is idle
 	set      time.Time     // the deadline last set on the connection
+	// pending is input read already, into conn.wake, to be returned
+	// before anything else. The first Read of a fresh br takes it all,
+	// since br's buffer is larger than wake.
+	pending []byte
 }
 
 // setDeadline starts a read phase: everything by deadline, and each network
@@ -705,6 +789,12 @@ func (r *connReader) setDeadline(deadline time.Time, perRead time.Duration, comm
 }
 
 func (r *connReader) Read(p []byte) (int, error) {
+	if len(r.pending) > 0 {
+		// Not a wait for the network: the replies stay queued.
+		n := copy(p, r.pending)
+		r.pending = r.pending[n:]
+		return n, nil
+	}
 	c := r.c
 	if err := c.flush(); err != nil {
 		return 0, err

@@ -82,7 +82,11 @@ func (c *conn) handshake(config *tls.Config, early []byte) bool {
 	c.setCloser(tc)
 	c.in.set = time.Time{} // the TLS layer has its own deadline to set
 	c.br.Reset(&c.in)
-	c.bw.Reset(c.stream)
+	// No reply is queued (STARTTLS flushed its 220), so bw is nil and
+	// the next writer takes c.stream; a queued one would be reset.
+	if c.bw != nil {
+		c.bw.Reset(c.stream)
+	}
 	return true
 }
 
