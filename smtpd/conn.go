@@ -116,6 +116,10 @@ func getReader(r io.Reader) *bufio.Reader {
 // wait reads into the session's small wake array, and a pooled br takes
 // over what arrived. Input still buffered (pipelined commands, RFC 2920)
 // keeps br, since a bufio.Reader cannot give its buffered octets away.
+// A command, or a pipelined group, that fits wake costs no more reads than
+// before; a longer one costs one. Whoever reads the message (dataReader,
+// chunkReader) reads c.br as it is then, never one kept from before a
+// command wait.
 func (c *conn) awaitInput() error {
 	if c.br != nil {
 		if c.br.Buffered() > 0 {
