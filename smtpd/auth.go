@@ -47,28 +47,19 @@ const maxAuthLine = 12288
 // auth runs AUTH mechanism [initial-response] (RFC 4954 4).
 //
 // RFC 4954 4 sets the rules this follows: AUTH is not allowed in a
-// transaction (the state table answers 503), nor again after it succeeded
-// (503); an unknown mechanism gets 504; each challenge goes out as
-// "334 base64", each response comes back as one base64 line, "*" cancels
-// with 501, and "=" is an empty initial response. Without TLS (unless
-// AllowInsecureAuth) every mechanism gets 538, encryption required
-// (RFC 4954 6; see authOffered). 235 ends a success, and the identity goes
-// into every later Envelope. Failures are counted: after
-// MaxAuthFailures the session ends with 421, so that one connection cannot
-// try passwords without end.
+// transaction (the state table answers 503), nor again after it
+// succeeded (503, a guard of its row); an unknown mechanism gets 504; each
+// challenge goes out as "334 base64", each response comes back as one
+// base64 line, "*" cancels with 501, and "=" is an empty initial response.
+// Without TLS (unless AllowInsecureAuth) every mechanism gets 538,
+// encryption required (RFC 4954 6; a guard too, see authOffered). 235 ends
+// a success, and the identity goes into every later Envelope. Failures are
+// counted: after MaxAuthFailures the session ends with 421, so that one
+// connection cannot try passwords without end.
 func (c *conn) auth(arg string) bool {
+	// The table's guards have refused AUTH when it is not offered, after
+	// a success, and without TLS (see guardAuthenticated).
 	mechs := c.srv.authMechanisms()
-	switch {
-	case len(mechs) == 0:
-		c.reply(replyNotImplemented) // not offered
-		return false
-	case c.authIdentity != "":
-		c.reply(replyAuthTwice) // RFC 4954 4: once per session
-		return false
-	case !c.authOffered():
-		c.reply(replyAuthEncryption)
-		return false
-	}
 	name, initial, hasInitial := strings.Cut(arg, " ")
 	if name == "" {
 		c.reply(replyNeedArgument) // RFC 4954 4: "AUTH" SP sasl-mech

@@ -505,7 +505,7 @@ func (c *conn) dispatch(line []byte) (quit bool) {
 		c.replyAndClose(replyUnsynchronized)
 		return true
 	}
-	rule, refusal := lookup(c.state, verb)
+	rule, refusal := lookup(c, verb, arg)
 	switch {
 	case refusal != nil && (verb == "BDAT" || verb == "BDAT LAST"):
 		c.refuseChunk(arg, refusal)

@@ -17,14 +17,8 @@ import (
 // happens; the reply comes only after the handler returned (RFC 5321
 // 4.2.5: 250 means the server has taken responsibility for the message).
 func (c *conn) data(arg string) bool {
-	switch {
-	case arg != "":
-		c.reply(replyNoArgument) // RFC 5321 4.3.2
-		return false
-	case c.env.Body == "BINARYMIME":
-		c.reply(replyBinaryNeedsBDAT) // RFC 3030 3
-		return false
-	}
+	// The table's guards have refused a DATA with an argument (501) and
+	// one after BODY=BINARYMIME (503, RFC 3030 3): arg is empty here.
 	srv := c.srv
 	c.reply(replyStartData)
 	// Sent now, not when the handler first reads: a handler may do work

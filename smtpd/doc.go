@@ -85,7 +85,9 @@
 //
 // The session's state machine (RFC 5321 3.3 and 4.1.4) is a table in
 // state.go: which command is allowed in which state, and the state it leads
-// to. One function consults it; a command out of sequence gets 503.
+// to, and the guards that refuse an allowed command all the same (STARTTLS
+// under TLS, AUTH after AUTH). One function consults it; a command out of
+// sequence gets 503, or the reply of the guard that holds.
 // STATE-TABLE.md in this directory is generated from the table.
 //
 // # What the server refuses

@@ -6,9 +6,12 @@ package smtpd
 // as data. Each rule says: in these states, this command is allowed, and when
 // it succeeds the session moves to this state. A command the table does not
 // allow in the current state gets "503 5.5.1 Bad sequence of commands"
-// (RFC 5321 4.2.4 and 4.1.4). The command's handler decides only whether it
-// succeeds; it never checks the state itself. STATE-TABLE.md is generated
-// from this table by the test TestStateTableDocument.
+// (RFC 5321 4.2.4 and 4.1.4). A rule may have guards: conditions of the
+// session beyond its state (TLS active, already authenticated) under which
+// the command is refused all the same, each with its reply. The command's
+// handler decides only whether a command in its right place succeeds; it
+// never checks the state or a guard's condition itself. STATE-TABLE.md is
+// generated from this table by the test TestStateTableDocument.
 
 // state is a session state. The names follow RFC 5321's description of a
 // mail transaction (3.3).
@@ -109,31 +112,67 @@ type rule struct {
 	// reply, when set, is the fixed reply to the command in these states:
 	// the command's handler is not called.
 	reply *Reply
+	// guards are checked in order once the rule is found; the first that
+	// holds refuses the command with its reply, and the handler is not
+	// called. nil: the rule has none.
+	guards []*guard
 }
+
+// guard is a condition of the session, beyond its state, under which a
+// command the table allows is still refused: TLS already active, already
+// authenticated. Written here, not in the handlers, so that the table is
+// the one place that refuses a command for where it stands, and the
+// generated document lists every such refusal with its RFC section.
+type guard struct {
+	name  string                         // the condition, for the generated document
+	holds func(c *conn, arg string) bool // whether the command is refused
+	reply *Reply                         // the reply when it holds
+	rfc   string                         // where the refusal comes from, with the RFC's number
+}
+
+// The guards, in the order their rows check them. The order is part of
+// the wire: a command that breaks two rules gets the first one's reply.
+var (
+	// STARTTLS: not offered, then TLS active. A session on an implicit TLS
+	// listener (Server.ServeTLS) of a server without TLSConfig gets 502,
+	// not 503: STARTTLS was never offered.
+	guardNoTLSConfig = &guard{"Server.TLSConfig unset: STARTTLS not offered", func(c *conn, _ string) bool { return c.srv.TLSConfig == nil }, replyNotImplemented, "RFC 3207 4; RFC 5321 4.2.4"}
+	guardTLSActive   = &guard{"TLS already active (STARTTLS or implicit TLS)", func(c *conn, _ string) bool { return c.tls != nil }, replyTLSActive, "RFC 3207 4.2"}
+
+	// AUTH: not offered, then already authenticated, then no TLS.
+	guardNoAuthMechanism = &guard{"no mechanism configured: AUTH not offered", func(c *conn, _ string) bool { return c.srv.Authenticate == nil && len(c.srv.AuthMechanisms) == 0 }, replyNotImplemented, "RFC 4954 4; RFC 5321 4.2.4"}
+	guardAuthenticated   = &guard{"already authenticated", func(c *conn, _ string) bool { return c.authIdentity != "" }, replyAuthTwice, "RFC 4954 4"}
+	guardAuthInsecure    = &guard{"no TLS and not Server.AllowInsecureAuth", func(c *conn, _ string) bool { return !c.authOffered() }, replyAuthEncryption, "RFC 4954 6; RFC 4616 3"}
+
+	// DATA: a DATA with an argument is a syntax error (501) before
+	// anything else, as in any transaction, so that guard comes first.
+	guardArgument   = &guard{"an argument given", func(_ *conn, arg string) bool { return arg != "" }, replyNoArgument, "RFC 5321 4.1.1.4, 4.3.2"}
+	guardBinaryMIME = &guard{"MAIL said BODY=BINARYMIME: the message must come in BDAT chunks", func(c *conn, _ string) bool { return c.env.Body == "BINARYMIME" }, replyBinaryNeedsBDAT, "RFC 3030 3"}
+)
 
 // stateTable is the RFC 5321 state machine, with the rows of the
 // extensions: LMTP, STARTTLS, AUTH, CHUNKING. "BDAT LAST" is BDAT with its
 // LAST argument: it ends the transaction where BDAT does not, so it has rows
 // of its own (splitCommand tells them apart).
 var stateTable = []rule{
-	{talking, "EHLO", stateIdentified, last, "4.1.1.1, 4.1.4", "a later EHLO resets the transaction as RSET does", nil},
-	{talking, "HELO", stateIdentified, last, "4.1.1.1, 4.1.4", "a later HELO resets the transaction as RSET does", nil},
-	{talking, "LHLO", stateIdentified, last, "RFC 2033 4.1", "LMTP's EHLO; an SMTP server answers 500, as an LMTP server does to HELO and EHLO", nil},
-	{beforeMessage, "STARTTLS", stateConnected, last, "RFC 3207 4, 4.2", "220, the TLS handshake, then the session starts over: the client greets again", nil},
-	{setOf(stateIdentified), "AUTH", stay, last, "RFC 4954 4", "once per session, not in a transaction; 334 challenges, then 235 or 535", nil},
-	{setOf(stateIdentified), "MAIL", stateMail, anywhere, "4.1.1.2, 3.3", "starts a mail transaction; nested MAIL is refused", nil},
-	{setOf(stateMail, stateRcpt), "RCPT", stateRcpt, anywhere, "4.1.1.3, 3.3", "adds a forward-path; the state stays when it is refused", nil},
-	{setOf(stateRcpt), "DATA", stateIdentified, last, "4.1.1.4, 3.3", "354, then the message; the transaction ends whatever the outcome", nil},
-	{setOf(stateMail), "DATA", stay, last, "3.3", "no recipient was accepted", replyNoValidRecipients},
-	{setOf(stateRcpt, stateChunk), "BDAT", stateChunk, anywhere, "RFC 3030 2", "a chunk of exactly the octets announced, 250 for each; refused or not, the octets are read", nil},
-	{setOf(stateRcpt, stateChunk), "BDAT LAST", stateIdentified, anywhere, "RFC 3030 2", "the last chunk: the message is delivered and the transaction ends", nil},
-	{afterHello, "RSET", stateIdentified, anywhere, "4.1.1.5", "aborts the transaction", nil},
-	{setOf(stateConnected), "RSET", stay, anywhere, "4.1.1.5, 4.1.4", "before HELO the session stays unidentified; RSET is still 250", nil},
-	{talking, "NOOP", stay, last, "4.1.1.9", "arguments are ignored", nil},
-	{talking | setOf(stateRefused), "QUIT", stay, last, "4.1.1.10, 3.1", "221, then the server closes the connection", nil},
-	{talking, "VRFY", stay, last, "4.1.1.6, 3.5.3", "252 unless Server.Verify answers", nil},
-	{talking, "EXPN", stay, last, "4.1.1.7, 3.5.2", "502 unless Server.Expand is set", nil},
-	{talking, "HELP", stay, last, "4.1.1.8", "214", nil},
+	{talking, "EHLO", stateIdentified, last, "4.1.1.1, 4.1.4", "a later EHLO resets the transaction as RSET does", nil, nil},
+	{talking, "HELO", stateIdentified, last, "4.1.1.1, 4.1.4", "a later HELO resets the transaction as RSET does", nil, nil},
+	{talking, "LHLO", stateIdentified, last, "RFC 2033 4.1", "LMTP's EHLO; an SMTP server answers 500, as an LMTP server does to HELO and EHLO", nil, nil},
+	{beforeMessage, "STARTTLS", stateConnected, last, "RFC 3207 4, 4.2", "220, the TLS handshake, then the session starts over: the client greets again", nil, []*guard{guardNoTLSConfig, guardTLSActive}},
+	{setOf(stateIdentified), "AUTH", stay, last, "RFC 4954 4", "once per session, not in a transaction; 334 challenges, then 235 or 535", nil, []*guard{guardNoAuthMechanism, guardAuthenticated, guardAuthInsecure}},
+	{setOf(stateIdentified), "MAIL", stateMail, anywhere, "4.1.1.2, 3.3", "starts a mail transaction; nested MAIL is refused", nil, nil},
+	{setOf(stateMail, stateRcpt), "RCPT", stateRcpt, anywhere, "4.1.1.3, 3.3", "adds a forward-path; the state stays when it is refused", nil, nil},
+	{setOf(stateRcpt), "DATA", stateIdentified, last, "4.1.1.4, 3.3", "354, then the message; the transaction ends whatever the outcome", nil, []*guard{guardArgument, guardBinaryMIME}},
+	{setOf(stateMail), "DATA", stay, last, "3.3", "no recipient was accepted", replyNoValidRecipients, nil},
+	{setOf(stateRcpt, stateChunk), "BDAT", stateChunk, anywhere, "RFC 3030 2", "a chunk of exactly the octets announced, 250 for each; refused or not, the octets are read", nil, nil},
+	{setOf(stateRcpt, stateChunk), "BDAT LAST", stateIdentified, anywhere, "RFC 3030 2", "the last chunk: the message is delivered and the transaction ends", nil, nil},
+	{afterHello, "RSET", stateIdentified, anywhere, "4.1.1.5", "aborts the transaction", nil, nil},
+	{setOf(stateConnected), "RSET", stay, anywhere, "4.1.1.5, 4.1.4", "before HELO the session stays unidentified; RSET is still 250", nil, nil},
+	{talking, "NOOP", stay, last, "4.1.1.9", "arguments are ignored", nil, nil},
+	{talking | setOf(stateRefused), "QUIT", stay, last, "4.1.1.10, 3.1", "221, then the server closes the connection", nil, nil},
+	{talking, "VRFY", stay, last, "4.1.1.6, 3.5.3", "252 unless Server.Verify answers", nil, nil},
+	{talking, "EXPN", stay, last, "4.1.1.7, 3.5.2", "502 unless Server.Expand is set", nil, nil},
+	{talking, "HELP", stay, last, "4.1.1.8", "214", nil, nil},
 }
 
 // notImplemented are verbs RFC 5321 names but this server does not
@@ -193,10 +232,26 @@ type stateVerb struct {
 }
 
 // lookup is the one place that consults the state table. It returns the
-// rule for verb in state s, or the reply to send instead: 500 for an unknown
-// verb, 502 for a verb this server does not implement, 503 for a command out
-// of sequence.
-func lookup(s state, verb string) (*rule, *Reply) {
+// rule for the command verb arg in the session's state, or the reply to send
+// instead: 500 for an unknown verb, 502 for a verb this server does not
+// implement, 503 for a command out of sequence, or the reply of the first of
+// the rule's guards that holds.
+func lookup(c *conn, verb, arg string) (*rule, *Reply) {
+	r, refusal := find(c.state, verb)
+	if refusal != nil {
+		return nil, refusal
+	}
+	for _, g := range r.guards {
+		if g.holds(c, arg) {
+			return nil, g.reply
+		}
+	}
+	return r, nil
+}
+
+// find is lookup's first half: the rule for verb in state s, before its
+// guards, or the reply to a command no rule allows.
+func find(s state, verb string) (*rule, *Reply) {
 	if r, ok := ruleIndex[stateVerb{s, verb}]; ok {
 		return r, nil
 	}

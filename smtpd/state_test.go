@@ -2,6 +2,8 @@ package smtpd
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
@@ -31,6 +33,9 @@ func renderStateTable() []byte {
 	b.WriteString("4.3.1), and so are the verbs not listed here. A client that sent more behind\n")
 	b.WriteString("a `last` command gets `554 5.5.0` instead of its reply and is cut off, unless\n")
 	b.WriteString("`Server.DisablePipeliningSync`. BDAT's chunk follows it at once (RFC 3030 2).\n\n")
+	b.WriteString("A command allowed in a state may still be refused by a guard of its rule:\n")
+	b.WriteString("a condition of the session, listed under the rules below. A cell marked `*`\n")
+	b.WriteString("has guards.\n\n")
 
 	b.WriteString("| command | group |")
 	for s := state(0); s < numStates; s++ {
@@ -44,16 +49,16 @@ func renderStateTable() []byte {
 	for _, verb := range verbs {
 		fmt.Fprintf(&b, "| %s | %s |", verb, placeOf(verb))
 		for s := state(0); s < numStates; s++ {
-			r, refusal := lookup(s, verb)
+			r, refusal := find(s, verb)
 			switch {
 			case refusal != nil:
 				fmt.Fprintf(&b, " %d |", refusal.Code)
 			case r.reply != nil:
 				fmt.Fprintf(&b, " %d |", r.reply.Code)
 			case r.next == stay:
-				b.WriteString(" = |")
+				fmt.Fprintf(&b, " =%s |", guarded(r))
 			default:
-				fmt.Fprintf(&b, " %s |", r.next)
+				fmt.Fprintf(&b, " %s%s |", r.next, guarded(r))
 			}
 		}
 		b.WriteString("\n")
@@ -82,7 +87,37 @@ func renderStateTable() []byte {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", r.verb, joinComma(in), next, r.rfc, note)
 	}
+
+	b.WriteString("\nGuards: once a rule allows a command, its guards are checked in this order,\n")
+	b.WriteString("and the first that holds refuses the command with its reply; the command's\n")
+	b.WriteString("handler is not called and the state does not change.\n\n")
+	b.WriteString("| command | in states | guard | reply | RFC |\n| --- | --- | --- | --- | --- |\n")
+	for _, r := range stateTable {
+		for _, g := range r.guards {
+			fmt.Fprintf(&b, "| %s | %s | %s | `%d %s %s` | %s |\n", r.verb, joinComma(stateList(r.from)), g.name,
+				g.reply.Code, g.reply.Enhanced, g.reply.Text, g.rfc)
+		}
+	}
 	return b.Bytes()
+}
+
+// guarded marks a cell whose rule has guards.
+func guarded(r *rule) string {
+	if len(r.guards) > 0 {
+		return "*"
+	}
+	return ""
+}
+
+// stateList names the states of a set, in order.
+func stateList(set states) []string {
+	var in []string
+	for s := state(0); s < numStates; s++ {
+		if set.has(s) {
+			in = append(in, s.String())
+		}
+	}
+	return in
 }
 
 var stateDocs = [numStates]string{
@@ -157,6 +192,14 @@ func TestStateTableInvariants(t *testing.T) {
 		if r.rfc == "" || r.note == "" {
 			t.Errorf("rule %d (%s) lacks its RFC section or note", i, r.verb)
 		}
+		for _, g := range r.guards {
+			if g.name == "" || g.holds == nil || g.reply == nil || g.rfc == "" {
+				t.Errorf("rule %d (%s): guard %q lacks its condition, reply or RFC section", i, r.verb, g.name)
+			}
+		}
+		if r.reply != nil && len(r.guards) > 0 {
+			t.Errorf("rule %d (%s): a fixed reply and guards; the guards would never be checked", i, r.verb)
+		}
 		if r.reply == nil && commands[r.verb] == nil {
 			t.Errorf("rule %d: no handler for %s", i, r.verb)
 		}
@@ -171,7 +214,7 @@ func TestStateTableInvariants(t *testing.T) {
 	// every state but refused, where 3.1 allows only QUIT.
 	for s := state(0); s < numStates; s++ {
 		for _, verb := range []string{"QUIT", "NOOP", "RSET"} {
-			_, refusal := lookup(s, verb)
+			_, refusal := find(s, verb)
 			valid := refusal == nil
 			if want := verb == "QUIT" || s != stateRefused; valid != want {
 				t.Errorf("%s in state %s: valid=%v, want %v", verb, s, valid, want)
@@ -220,7 +263,7 @@ func TestLookup(t *testing.T) {
 		{stateRefused, "", 503},
 		{stateRefused, "QUIT", 0},
 	} {
-		r, refusal := lookup(tc.s, tc.verb)
+		r, refusal := find(tc.s, tc.verb)
 		got := 0
 		switch {
 		case refusal != nil:
@@ -230,6 +273,48 @@ func TestLookup(t *testing.T) {
 		}
 		if got != tc.want {
 			t.Errorf("%s in %s: got %s, want %d", tc.verb, tc.s, strconv.Itoa(got), tc.want)
+		}
+	}
+}
+
+// TestGuards checks that lookup refuses a command its rule allows when a
+// guard holds, with the first guard's reply, in the order the handlers
+// checked them before the guards moved into the table.
+func TestGuards(t *testing.T) {
+	auth := func(context.Context, *Envelope, string, string, string) error { return nil }
+	tlsOn := &tls.ConnectionState{}
+	for _, tc := range []struct {
+		name string
+		c    *conn
+		verb string
+		arg  string
+		want int // 0: allowed
+	}{
+		{"STARTTLS not offered", &conn{srv: &Server{}, state: stateIdentified}, "STARTTLS", "", 502},
+		{"STARTTLS not offered, implicit TLS", &conn{srv: &Server{}, state: stateIdentified, tls: tlsOn}, "STARTTLS", "", 502},
+		{"STARTTLS under TLS", &conn{srv: &Server{TLSConfig: &tls.Config{}}, state: stateIdentified, tls: tlsOn}, "STARTTLS", "x", 503},
+		{"STARTTLS", &conn{srv: &Server{TLSConfig: &tls.Config{}}, state: stateConnected}, "STARTTLS", "", 0},
+		{"AUTH not offered", &conn{srv: &Server{}, state: stateIdentified, authIdentity: "a"}, "AUTH", "PLAIN", 502},
+		{"AUTH twice", &conn{srv: &Server{Authenticate: auth}, state: stateIdentified, authIdentity: "a"}, "AUTH", "PLAIN", 503},
+		{"AUTH in the clear", &conn{srv: &Server{Authenticate: auth}, state: stateIdentified}, "AUTH", "PLAIN", 538},
+		{"AUTH in the clear, allowed", &conn{srv: &Server{Authenticate: auth, AllowInsecureAuth: true}, state: stateIdentified}, "AUTH", "PLAIN", 0},
+		{"AUTH under TLS", &conn{srv: &Server{Authenticate: auth}, state: stateIdentified, tls: tlsOn}, "AUTH", "PLAIN", 0},
+		{"AUTH in a transaction", &conn{srv: &Server{Authenticate: auth}, state: stateMail, tls: tlsOn}, "AUTH", "PLAIN", 503},
+		{"DATA with an argument after BINARYMIME", &conn{srv: &Server{}, state: stateRcpt, env: &Envelope{Body: "BINARYMIME"}}, "DATA", "x", 501},
+		{"DATA after BINARYMIME", &conn{srv: &Server{}, state: stateRcpt, env: &Envelope{Body: "BINARYMIME"}}, "DATA", "", 503},
+		{"DATA", &conn{srv: &Server{}, state: stateRcpt, env: &Envelope{Body: "8BITMIME"}}, "DATA", "", 0},
+		{"DATA without recipients", &conn{srv: &Server{}, state: stateMail, env: &Envelope{Body: "BINARYMIME"}}, "DATA", "x", 554},
+	} {
+		r, refusal := lookup(tc.c, tc.verb, tc.arg)
+		got := 0
+		switch {
+		case refusal != nil:
+			got = refusal.Code
+		case r.reply != nil:
+			got = r.reply.Code
+		}
+		if got != tc.want {
+			t.Errorf("%s: got %d, want %d", tc.name, got, tc.want)
 		}
 	}
 }

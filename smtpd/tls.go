@@ -19,13 +19,9 @@ var (
 // starts over: the client must greet again, and everything it said before
 // is forgotten, since it was said in the clear (RFC 3207 4.2).
 func (c *conn) starttls(arg string) bool {
+	// The table's guards have refused STARTTLS when it is not offered
+	// and when TLS is active (RFC 3207 4.2: not offered after TLS).
 	switch {
-	case c.srv.TLSConfig == nil:
-		c.reply(replyNotImplemented) // not offered
-		return false
-	case c.tls != nil:
-		c.reply(replyTLSActive) // RFC 3207 4.2: not offered after TLS
-		return false
 	case arg != "":
 		c.reply(replyNoArgument) // RFC 3207 4
 		return false
