@@ -54,11 +54,11 @@
 //	RFC 2033 LMTP                           hello.go (LHLO), data.go (a reply per recipient), handler.go
 //	RFC 2034, RFC 3463 (enhanced codes)     reply.go
 //	RFC 2920 PIPELINING                     state.go (a verb's place in a group), conn.go (unsynchronized; replies written when the reader waits)
-//	RFC 3030 CHUNKING, BINARYMIME           chunk.go; BODY=BINARYMIME in params.go
-//	RFC 3207 STARTTLS                       tls.go; 530 before it (RequireTLS) in mail.go
+//	RFC 3030 CHUNKING, BINARYMIME           chunk.go; BODY=BINARYMIME in params.go, DATA after it in state.go (guards)
+//	RFC 3207 STARTTLS                       tls.go; 503 under TLS and 530 before it (RequireTLS) in state.go (guards)
 //	RFC 3461 DSN parameters                 params.go; xtext in auth.go
 //	RFC 3848 (Received "with")              data.go (protocol)
-//	RFC 4954 AUTH, RFC 4616 PLAIN           auth.go; the AUTH= parameter in params.go
+//	RFC 4954 AUTH, RFC 4616 PLAIN           auth.go; the AUTH= parameter in params.go; 503, 538 and 530 in state.go (guards)
 //	RFC 6152 8BITMIME                       params.go
 //	RFC 6531 SMTPUTF8                       path.go (UTF-8 addresses), params.go, data.go (UTF8SMTP)
 //	RFC 8314 implicit TLS                   server.go (ServeTLS, ListenAndServeTLS), tls.go (handshake)

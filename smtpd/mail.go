@@ -26,15 +26,8 @@ func (c *conn) mail(arg string) bool {
 		c.reply(err.(*Reply))
 		return false
 	}
-	// After the syntax check: a malformed command is 501 in any session.
-	switch {
-	case c.srv.RequireTLS && c.tls == nil:
-		c.reply(replyTLSRequired) // RFC 3207 4
-		return false
-	case c.srv.RequireAuth && c.authIdentity == "":
-		c.reply(replyAuthRequired) // RFC 4954 6
-		return false
-	}
+	// The table's guards have refused a well-formed MAIL before STARTTLS
+	// (RequireTLS) or AUTH (RequireAuth) with 530.
 	env := c.newEnvelope()
 	env.ReversePath, env.MailParams = path, params
 	if r := c.mailParams(env, params); r != nil {
@@ -50,6 +43,13 @@ func (c *conn) mail(arg string) bool {
 	c.env = env
 	c.reply(replySenderOK)
 	return true
+}
+
+// mailParses reports whether MAIL's argument is well formed, for the
+// guards that refuse MAIL only after its syntax (guardRequireTLS).
+func (c *conn) mailParses(arg string) bool {
+	_, _, err := parseMailArg(arg, c.pathLimits())
+	return err == nil
 }
 
 // rcpt adds a recipient: RCPT TO:<forward-path> [parameters].

@@ -144,6 +144,14 @@ var (
 	guardAuthenticated   = &guard{"already authenticated", func(c *conn, _ string) bool { return c.authIdentity != "" }, replyAuthTwice, "RFC 4954 4"}
 	guardAuthInsecure    = &guard{"no TLS and not Server.AllowInsecureAuth", func(c *conn, _ string) bool { return !c.authOffered() }, replyAuthEncryption, "RFC 4954 6; RFC 4616 3"}
 
+	// MAIL: the server's policy of RFC 3207 4 and RFC 4954 6, TLS before
+	// AUTH. A malformed MAIL gets its 501 first, in any session, as it did
+	// when the handler checked these after the syntax: so the conditions
+	// hold only for a MAIL that parses. The second parse costs only the
+	// refused command.
+	guardRequireTLS  = &guard{"Server.RequireTLS and no TLS (a malformed MAIL is 501 first)", func(c *conn, arg string) bool { return c.srv.RequireTLS && c.tls == nil && c.mailParses(arg) }, replyTLSRequired, "RFC 3207 4"}
+	guardRequireAuth = &guard{"Server.RequireAuth and not authenticated (a malformed MAIL is 501 first)", func(c *conn, arg string) bool { return c.srv.RequireAuth && c.authIdentity == "" && c.mailParses(arg) }, replyAuthRequired, "RFC 4954 6"}
+
 	// DATA: a DATA with an argument is a syntax error (501) before
 	// anything else, as in any transaction, so that guard comes first.
 	guardArgument   = &guard{"an argument given", func(_ *conn, arg string) bool { return arg != "" }, replyNoArgument, "RFC 5321 4.1.1.4, 4.3.2"}
@@ -160,7 +168,7 @@ var stateTable = []rule{
 	{talking, "LHLO", stateIdentified, last, "RFC 2033 4.1", "LMTP's EHLO; an SMTP server answers 500, as an LMTP server does to HELO and EHLO", nil, nil},
 	{beforeMessage, "STARTTLS", stateConnected, last, "RFC 3207 4, 4.2", "220, the TLS handshake, then the session starts over: the client greets again", nil, []*guard{guardNoTLSConfig, guardTLSActive}},
 	{setOf(stateIdentified), "AUTH", stay, last, "RFC 4954 4", "once per session, not in a transaction; 334 challenges, then 235 or 535", nil, []*guard{guardNoAuthMechanism, guardAuthenticated, guardAuthInsecure}},
-	{setOf(stateIdentified), "MAIL", stateMail, anywhere, "4.1.1.2, 3.3", "starts a mail transaction; nested MAIL is refused", nil, nil},
+	{setOf(stateIdentified), "MAIL", stateMail, anywhere, "4.1.1.2, 3.3", "starts a mail transaction; nested MAIL is refused", nil, []*guard{guardRequireTLS, guardRequireAuth}},
 	{setOf(stateMail, stateRcpt), "RCPT", stateRcpt, anywhere, "4.1.1.3, 3.3", "adds a forward-path; the state stays when it is refused", nil, nil},
 	{setOf(stateRcpt), "DATA", stateIdentified, last, "4.1.1.4, 3.3", "354, then the message; the transaction ends whatever the outcome", nil, []*guard{guardArgument, guardBinaryMIME}},
 	{setOf(stateMail), "DATA", stay, last, "3.3", "no recipient was accepted", replyNoValidRecipients, nil},
