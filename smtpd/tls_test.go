@@ -151,10 +151,12 @@ func TestStartTLSUnavailable(t *testing.T) {
 	c.do("NOOP", "250")
 }
 
-// TestRequireTLS: MAIL before STARTTLS gets 530 5.7.0.
+// TestRequireTLS: MAIL before STARTTLS gets 530 5.7.0; a malformed MAIL
+// gets its 501 first, the guard holding only for a MAIL that parses.
 func TestRequireTLS(t *testing.T) {
 	serverTLS, clientTLS := testTLS(t)
 	c := greeted(t, startServer(t, &Server{TLSConfig: serverTLS, RequireTLS: true}))
+	c.do("MAIL FROM:a@example.org", "501 5.1.7")
 	c.do("MAIL FROM:<a@example.org>", "530 5.7.0")
 	c.startTLS(clientTLS)
 	c.do("EHLO client.example", "250")
