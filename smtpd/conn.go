@@ -586,9 +586,6 @@ var verbNames = func() map[string]string {
 	return m
 }()
 
-// stateDone is set by QUIT and by commands that end the session.
-const stateDone state = 254
-
 // reply queues a reply. It is sent when the server next waits for the
 // client (connReader.Read), so the replies to a pipelined group of commands
 // leave in one write (RFC 2920 3.2).

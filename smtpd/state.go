@@ -1,5 +1,7 @@
 package smtpd
 
+import "strconv"
+
 //go:generate go test -run ^TestStateTableDocument$ -update
 
 // The SMTP session as a state machine (RFC 5321 4.1.4 and 3.3), written down
@@ -46,7 +48,27 @@ var stateNames = [numStates]string{
 	stateChunk:      "chunk",
 }
 
-func (s state) String() string { return stateNames[s] }
+// Two values outside the table's states, so that no set holds them:
+const (
+	// stateDone is set by QUIT and by commands that end the session; the
+	// command loop stops when it sees it.
+	stateDone state = 254
+	// stay as a rule's next state means the command leaves the state
+	// unchanged.
+	stay state = 255
+)
+
+func (s state) String() string {
+	switch {
+	case s < numStates:
+		return stateNames[s]
+	case s == stateDone:
+		return "done"
+	case s == stay:
+		return "="
+	}
+	return "state(" + strconv.Itoa(int(s)) + ")"
+}
 
 // states is a set of states, so that one rule can cover several.
 type states uint16
@@ -68,9 +90,6 @@ var (
 	// beforeMessage leaves out the states between BDAT chunks.
 	beforeMessage = setOf(stateConnected, stateIdentified, stateMail, stateRcpt)
 )
-
-// stay as a rule's next state means the command leaves the state unchanged.
-const stay state = 255
 
 // place says where a command may stand in a group of pipelined commands
 // (RFC 2920 3.1): a client that negotiated PIPELINING may send a group

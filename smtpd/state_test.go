@@ -322,3 +322,13 @@ func TestGuards(t *testing.T) {
 		}
 	}
 }
+
+// TestStateString: every state value, the pseudo-states included, has a
+// name; a log line must never panic.
+func TestStateString(t *testing.T) {
+	for s, want := range map[state]string{stateConnected: "connected", stateChunk: "chunk", stateDone: "done", stay: "=", state(200): "state(200)"} {
+		if got := s.String(); got != want {
+			t.Errorf("state %d: got %q, want %q", uint8(s), got, want)
+		}
+	}
+}
