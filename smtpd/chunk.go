@@ -41,7 +41,9 @@ type chunkReader struct {
 // Handler, which reads the rest of the message through further BDAT
 // commands; those arrive here too, and only announce their chunk.
 //
-// The first chunk's own rule in the state table holds only while the
+// A first chunk that is not the last finds the session already in state
+// chunk (its rule is early), so that the commands read between the chunks
+// are looked up there. That rule's next state holds only while the
 // message lasts: when bdat returns, later commands have already moved the
 // session on (BDAT LAST to identified, RSET, QUIT), so for a first chunk that
 // is not the last bdat reports false, leaving the state as they set it.
@@ -57,9 +59,6 @@ func (c *conn) bdat(arg string) bool {
 		return true
 	}
 	env := c.env
-	if !last {
-		c.state = stateChunk // the table's "BDAT" row, for the commands between chunks
-	}
 	r := &chunkReader{c: c, left: size, last: last, max: limitOf(c.srv.MaxMessageBytes, defaultMaxMessageBytes)}
 	c.chunks = r
 	defer func() { c.chunks = nil }()

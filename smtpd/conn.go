@@ -517,6 +517,9 @@ func (c *conn) dispatch(line []byte) (quit bool) {
 		c.reply(rule.reply)
 		return false
 	}
+	if rule.early {
+		c.state = rule.next
+	}
 	ok := commands[verb](c, arg)
 	if c.state == stateDone {
 		return true

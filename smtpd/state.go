@@ -131,6 +131,11 @@ type rule struct {
 	// reply, when set, is the fixed reply to the command in these states:
 	// the command's handler is not called.
 	reply *Reply
+	// early moves the session to next before the handler runs, not after
+	// it succeeded: for a first BDAT chunk that is not the last, whose
+	// handler reads the commands between the chunks, which must find the
+	// session in the state the chunk leads to (RFC 3030 2).
+	early bool
 	// guards are checked in order once the rule is found; the first that
 	// holds refuses the command with its reply, and the handler is not
 	// called. nil: the rule has none.
@@ -182,24 +187,24 @@ var (
 // LAST argument: it ends the transaction where BDAT does not, so it has rows
 // of its own (splitCommand tells them apart).
 var stateTable = []rule{
-	{talking, "EHLO", stateIdentified, last, "4.1.1.1, 4.1.4", "a later EHLO resets the transaction as RSET does", nil, nil},
-	{talking, "HELO", stateIdentified, last, "4.1.1.1, 4.1.4", "a later HELO resets the transaction as RSET does", nil, nil},
-	{talking, "LHLO", stateIdentified, last, "RFC 2033 4.1", "LMTP's EHLO; an SMTP server answers 500, as an LMTP server does to HELO and EHLO", nil, nil},
-	{beforeMessage, "STARTTLS", stateConnected, last, "RFC 3207 4, 4.2", "220, the TLS handshake, then the session starts over: the client greets again", nil, []*guard{guardNoTLSConfig, guardTLSActive}},
-	{setOf(stateIdentified), "AUTH", stay, last, "RFC 4954 4", "once per session, not in a transaction; 334 challenges, then 235 or 535", nil, []*guard{guardNoAuthMechanism, guardAuthenticated, guardAuthInsecure}},
-	{setOf(stateIdentified), "MAIL", stateMail, anywhere, "4.1.1.2, 3.3", "starts a mail transaction; nested MAIL is refused", nil, []*guard{guardRequireTLS, guardRequireAuth}},
-	{setOf(stateMail, stateRcpt), "RCPT", stateRcpt, anywhere, "4.1.1.3, 3.3", "adds a forward-path; the state stays when it is refused", nil, nil},
-	{setOf(stateRcpt), "DATA", stateIdentified, last, "4.1.1.4, 3.3", "354, then the message; the transaction ends whatever the outcome", nil, []*guard{guardArgument, guardBinaryMIME}},
-	{setOf(stateMail), "DATA", stay, last, "3.3", "no recipient was accepted", replyNoValidRecipients, nil},
-	{setOf(stateRcpt, stateChunk), "BDAT", stateChunk, anywhere, "RFC 3030 2", "a chunk of exactly the octets announced, 250 for each; refused or not, the octets are read", nil, nil},
-	{setOf(stateRcpt, stateChunk), "BDAT LAST", stateIdentified, anywhere, "RFC 3030 2", "the last chunk: the message is delivered and the transaction ends", nil, nil},
-	{afterHello, "RSET", stateIdentified, anywhere, "4.1.1.5", "aborts the transaction", nil, nil},
-	{setOf(stateConnected), "RSET", stay, anywhere, "4.1.1.5, 4.1.4", "before HELO the session stays unidentified; RSET is still 250", nil, nil},
-	{talking, "NOOP", stay, last, "4.1.1.9", "arguments are ignored", nil, nil},
-	{talking | setOf(stateRefused), "QUIT", stay, last, "4.1.1.10, 3.1", "221, then the server closes the connection", nil, nil},
-	{talking, "VRFY", stay, last, "4.1.1.6, 3.5.3", "252 unless Server.Verify answers", nil, nil},
-	{talking, "EXPN", stay, last, "4.1.1.7, 3.5.2", "502 unless Server.Expand is set", nil, nil},
-	{talking, "HELP", stay, last, "4.1.1.8", "214", nil, nil},
+	{talking, "EHLO", stateIdentified, last, "4.1.1.1, 4.1.4", "a later EHLO resets the transaction as RSET does", nil, false, nil},
+	{talking, "HELO", stateIdentified, last, "4.1.1.1, 4.1.4", "a later HELO resets the transaction as RSET does", nil, false, nil},
+	{talking, "LHLO", stateIdentified, last, "RFC 2033 4.1", "LMTP's EHLO; an SMTP server answers 500, as an LMTP server does to HELO and EHLO", nil, false, nil},
+	{beforeMessage, "STARTTLS", stateConnected, last, "RFC 3207 4, 4.2", "220, the TLS handshake, then the session starts over: the client greets again", nil, false, []*guard{guardNoTLSConfig, guardTLSActive}},
+	{setOf(stateIdentified), "AUTH", stay, last, "RFC 4954 4", "once per session, not in a transaction; 334 challenges, then 235 or 535", nil, false, []*guard{guardNoAuthMechanism, guardAuthenticated, guardAuthInsecure}},
+	{setOf(stateIdentified), "MAIL", stateMail, anywhere, "4.1.1.2, 3.3", "starts a mail transaction; nested MAIL is refused", nil, false, []*guard{guardRequireTLS, guardRequireAuth}},
+	{setOf(stateMail, stateRcpt), "RCPT", stateRcpt, anywhere, "4.1.1.3, 3.3", "adds a forward-path; the state stays when it is refused", nil, false, nil},
+	{setOf(stateRcpt), "DATA", stateIdentified, last, "4.1.1.4, 3.3", "354, then the message; the transaction ends whatever the outcome", nil, false, []*guard{guardArgument, guardBinaryMIME}},
+	{setOf(stateMail), "DATA", stay, last, "3.3", "no recipient was accepted", replyNoValidRecipients, false, nil},
+	{setOf(stateRcpt, stateChunk), "BDAT", stateChunk, anywhere, "RFC 3030 2", "a chunk of exactly the octets announced, 250 for each; refused or not, the octets are read", nil, true, nil},
+	{setOf(stateRcpt, stateChunk), "BDAT LAST", stateIdentified, anywhere, "RFC 3030 2", "the last chunk: the message is delivered and the transaction ends", nil, false, nil},
+	{afterHello, "RSET", stateIdentified, anywhere, "4.1.1.5", "aborts the transaction", nil, false, nil},
+	{setOf(stateConnected), "RSET", stay, anywhere, "4.1.1.5, 4.1.4", "before HELO the session stays unidentified; RSET is still 250", nil, false, nil},
+	{talking, "NOOP", stay, last, "4.1.1.9", "arguments are ignored", nil, false, nil},
+	{talking | setOf(stateRefused), "QUIT", stay, last, "4.1.1.10, 3.1", "221, then the server closes the connection", nil, false, nil},
+	{talking, "VRFY", stay, last, "4.1.1.6, 3.5.3", "252 unless Server.Verify answers", nil, false, nil},
+	{talking, "EXPN", stay, last, "4.1.1.7, 3.5.2", "502 unless Server.Expand is set", nil, false, nil},
+	{talking, "HELP", stay, last, "4.1.1.8", "214", nil, false, nil},
 }
 
 // notImplemented are verbs RFC 5321 names but this server does not

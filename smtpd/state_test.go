@@ -35,7 +35,9 @@ func renderStateTable() []byte {
 	b.WriteString("`Server.DisablePipeliningSync`. BDAT's chunk follows it at once (RFC 3030 2).\n\n")
 	b.WriteString("A command allowed in a state may still be refused by a guard of its rule:\n")
 	b.WriteString("a condition of the session, listed under the rules below. A cell marked `*`\n")
-	b.WriteString("has guards.\n\n")
+	b.WriteString("has guards. In the rules, a next state \"at once\" is entered before the\n")
+	b.WriteString("command's handler runs, not when it succeeds: a first BDAT chunk's handler\n")
+	b.WriteString("reads the commands between the chunks, and they find the session in it.\n\n")
 
 	b.WriteString("| command | group |")
 	for s := state(0); s < numStates; s++ {
@@ -80,6 +82,9 @@ func renderStateTable() []byte {
 		next := "="
 		if r.next != stay {
 			next = r.next.String()
+		}
+		if r.early {
+			next += ", at once"
 		}
 		note := r.note
 		if r.reply != nil {
