@@ -160,26 +160,71 @@ var (
 	// STARTTLS: not offered, then TLS active. A session on an implicit TLS
 	// listener (Server.ServeTLS) of a server without TLSConfig gets 502,
 	// not 503: STARTTLS was never offered.
-	guardNoTLSConfig = &guard{"Server.TLSConfig unset: STARTTLS not offered", func(c *conn, _ string) bool { return c.srv.TLSConfig == nil }, replyNotImplemented, "RFC 3207 4; RFC 5321 4.2.4"}
-	guardTLSActive   = &guard{"TLS already active (STARTTLS or implicit TLS)", func(c *conn, _ string) bool { return c.tls != nil }, replyTLSActive, "RFC 3207 4.2"}
+	guardNoTLSConfig = &guard{
+		name:  "Server.TLSConfig unset: STARTTLS not offered",
+		holds: func(c *conn, _ string) bool { return c.srv.TLSConfig == nil },
+		reply: replyNotImplemented,
+		rfc:   "RFC 3207 4; RFC 5321 4.2.4",
+	}
+	guardTLSActive = &guard{
+		name:  "TLS already active (STARTTLS or implicit TLS)",
+		holds: func(c *conn, _ string) bool { return c.tls != nil },
+		reply: replyTLSActive,
+		rfc:   "RFC 3207 4.2",
+	}
 
 	// AUTH: not offered, then already authenticated, then no TLS.
-	guardNoAuthMechanism = &guard{"no mechanism configured: AUTH not offered", func(c *conn, _ string) bool { return c.srv.Authenticate == nil && len(c.srv.AuthMechanisms) == 0 }, replyNotImplemented, "RFC 4954 4; RFC 5321 4.2.4"}
-	guardAuthenticated   = &guard{"already authenticated", func(c *conn, _ string) bool { return c.authIdentity != "" }, replyAuthTwice, "RFC 4954 4"}
-	guardAuthInsecure    = &guard{"no TLS and not Server.AllowInsecureAuth", func(c *conn, _ string) bool { return !c.authOffered() }, replyAuthEncryption, "RFC 4954 6; RFC 4616 3"}
+	guardNoAuthMechanism = &guard{
+		name:  "no mechanism configured: AUTH not offered",
+		holds: func(c *conn, _ string) bool { return c.srv.Authenticate == nil && len(c.srv.AuthMechanisms) == 0 },
+		reply: replyNotImplemented,
+		rfc:   "RFC 4954 4; RFC 5321 4.2.4",
+	}
+	guardAuthenticated = &guard{
+		name:  "already authenticated",
+		holds: func(c *conn, _ string) bool { return c.authIdentity != "" },
+		reply: replyAuthTwice,
+		rfc:   "RFC 4954 4",
+	}
+	guardAuthInsecure = &guard{
+		name:  "no TLS and not Server.AllowInsecureAuth",
+		holds: func(c *conn, _ string) bool { return !c.authOffered() },
+		reply: replyAuthEncryption,
+		rfc:   "RFC 4954 6; RFC 4616 3",
+	}
 
 	// MAIL: the server's policy of RFC 3207 4 and RFC 4954 6, TLS before
 	// AUTH. A malformed MAIL gets its 501 first, in any session, as it did
 	// when the handler checked these after the syntax: so the conditions
 	// hold only for a MAIL that parses. The second parse costs only the
 	// refused command.
-	guardRequireTLS  = &guard{"Server.RequireTLS and no TLS (a malformed MAIL is 501 first)", func(c *conn, arg string) bool { return c.srv.RequireTLS && c.tls == nil && c.mailParses(arg) }, replyTLSRequired, "RFC 3207 4"}
-	guardRequireAuth = &guard{"Server.RequireAuth and not authenticated (a malformed MAIL is 501 first)", func(c *conn, arg string) bool { return c.srv.RequireAuth && c.authIdentity == "" && c.mailParses(arg) }, replyAuthRequired, "RFC 4954 6"}
+	guardRequireTLS = &guard{
+		name:  "Server.RequireTLS and no TLS (a malformed MAIL is 501 first)",
+		holds: func(c *conn, arg string) bool { return c.srv.RequireTLS && c.tls == nil && c.mailParses(arg) },
+		reply: replyTLSRequired,
+		rfc:   "RFC 3207 4",
+	}
+	guardRequireAuth = &guard{
+		name:  "Server.RequireAuth and not authenticated (a malformed MAIL is 501 first)",
+		holds: func(c *conn, arg string) bool { return c.srv.RequireAuth && c.authIdentity == "" && c.mailParses(arg) },
+		reply: replyAuthRequired,
+		rfc:   "RFC 4954 6",
+	}
 
 	// DATA: a DATA with an argument is a syntax error (501) before
 	// anything else, as in any transaction, so that guard comes first.
-	guardArgument   = &guard{"an argument given", func(_ *conn, arg string) bool { return arg != "" }, replyNoArgument, "RFC 5321 4.1.1.4, 4.3.2"}
-	guardBinaryMIME = &guard{"MAIL said BODY=BINARYMIME: the message must come in BDAT chunks", func(c *conn, _ string) bool { return c.env.Body == "BINARYMIME" }, replyBinaryNeedsBDAT, "RFC 3030 3"}
+	guardArgument = &guard{
+		name:  "an argument given",
+		holds: func(_ *conn, arg string) bool { return arg != "" },
+		reply: replyNoArgument,
+		rfc:   "RFC 5321 4.1.1.4, 4.3.2",
+	}
+	guardBinaryMIME = &guard{
+		name:  "MAIL said BODY=BINARYMIME: the message must come in BDAT chunks",
+		holds: func(c *conn, _ string) bool { return c.env.Body == "BINARYMIME" },
+		reply: replyBinaryNeedsBDAT,
+		rfc:   "RFC 3030 3",
+	}
 )
 
 // stateTable is the RFC 5321 state machine, with the rows of the
