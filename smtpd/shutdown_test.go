@@ -88,38 +88,6 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
-// TestShutdownContextEnds: Shutdown gives up when its context ends while a
-// message is still in flight, and Close then ends the session without a
-// reply: the message was never acknowledged.
-func TestShutdownContextEnds(t *testing.T) {
-	inHandler := make(chan struct{})
-	handlerErr := make(chan error, 1)
-	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, env *Envelope, msg io.Reader) error {
-		close(inHandler)
-		<-ctx.Done() // Close cancels ctx
-		handlerErr <- ctx.Err()
-		return ctx.Err()
-	})}
-	addr := startServer(t, srv)
-	c := greeted(t, addr)
-	c.do("MAIL FROM:<a@example.org>", "250")
-	c.do("RCPT TO:<b@example.org>", "250")
-	c.do("DATA", "354")
-	c.send("body\r\n.\r\n")
-	<-inHandler
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := srv.Shutdown(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Shutdown returned %v, want context.Canceled", err)
-	}
-	srv.Close()
-	c.expect("421 ")
-	c.expectClosed()
-	if err := <-handlerErr; !errors.Is(err, context.Canceled) {
-		t.Fatalf("handler's context ended with %v", err)
-	}
-}
-
 // TestClose: Close ends every session and Serve returns ErrServerClosed
 // (go-smtp returned nil).
 func TestClose(t *testing.T) {
@@ -227,36 +195,49 @@ func (c *stallConn) Close() error {
 	return c.Conn.Close()
 }
 
-// TestCloseAfterShutdown: when Shutdown's context ends, a message still
-// being delivered may yet be acknowledged, until Close: after Close no 250
-// reaches the client, even from a Handler that stores the message and
-// returns nil when its context ends. The client will send the message
-// again: a duplicate, never a loss.
-func TestCloseAfterShutdown(t *testing.T) {
-	inHandler := make(chan struct{})
-	stored := make(chan struct{})
-	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, env *Envelope, msg io.Reader) error {
-		io.Copy(io.Discard, msg)
-		close(inHandler)
-		<-ctx.Done()
-		close(stored)
-		return nil
-	})}
-	addr := startServer(t, srv)
-	c := greeted(t, addr)
-	c.do("MAIL FROM:<a@example.org>", "250")
-	c.do("RCPT TO:<b@example.org>", "250")
-	c.do("DATA", "354")
-	c.send("body\r\n.\r\n")
-	<-inHandler
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := srv.Shutdown(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Shutdown returned %v, want context.Canceled", err)
+// TestShutdownThenClose: when Shutdown's context ends while a message is
+// being delivered, Shutdown gives up and leaves the session; Close then
+// ends it with 421 and cancels the Handler's context. No 250 reaches the
+// client after Close, even from a Handler that stores the message and
+// returns nil when its context ends: the client will send the message
+// again, a duplicate, never a loss.
+func TestShutdownThenClose(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		returns func(ctx context.Context) error
+	}{
+		{"handler fails", func(ctx context.Context) error { return ctx.Err() }},
+		{"handler stores", func(context.Context) error { return nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inHandler := make(chan struct{})
+			handlerErr := make(chan error, 1)
+			srv := &Server{Handler: HandlerFunc(func(ctx context.Context, env *Envelope, msg io.Reader) error {
+				io.Copy(io.Discard, msg)
+				close(inHandler)
+				<-ctx.Done() // Close cancels ctx
+				handlerErr <- ctx.Err()
+				return tc.returns(ctx)
+			})}
+			addr := startServer(t, srv)
+			c := greeted(t, addr)
+			c.do("MAIL FROM:<a@example.org>", "250")
+			c.do("RCPT TO:<b@example.org>", "250")
+			c.do("DATA", "354")
+			c.send("body\r\n.\r\n")
+			<-inHandler
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			if err := srv.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Shutdown returned %v, want context.Canceled", err)
+			}
+			srv.Close()
+			if err := <-handlerErr; !errors.Is(err, context.Canceled) {
+				t.Fatalf("handler's context ended with %v", err)
+			}
+			// In the middle of the message's delivery: 421, never 250.
+			c.expect("421 ")
+			c.expectClosed()
+		})
 	}
-	srv.Close()
-	<-stored
-	// In the middle of the message's delivery: 421, never 250.
-	c.expect("421 ")
-	c.expectClosed()
 }

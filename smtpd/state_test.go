@@ -269,13 +269,7 @@ func TestLookup(t *testing.T) {
 		{stateRefused, "QUIT", 0},
 	} {
 		r, refusal := find(tc.s, tc.verb)
-		got := 0
-		switch {
-		case refusal != nil:
-			got = refusal.Code
-		case r.reply != nil:
-			got = r.reply.Code
-		}
+		got := replyCode(r, refusal)
 		if got != tc.want {
 			t.Errorf("%s in %s: got %s, want %d", tc.verb, tc.s, strconv.Itoa(got), tc.want)
 		}
@@ -315,13 +309,7 @@ func TestGuards(t *testing.T) {
 		{"DATA without recipients", &conn{srv: &Server{}, state: stateMail, env: &Envelope{Body: "BINARYMIME"}}, "DATA", "x", 554},
 	} {
 		r, refusal := lookup(tc.c, tc.verb, tc.arg)
-		got := 0
-		switch {
-		case refusal != nil:
-			got = refusal.Code
-		case r.reply != nil:
-			got = r.reply.Code
-		}
+		got := replyCode(r, refusal)
 		if got != tc.want {
 			t.Errorf("%s: got %d, want %d", tc.name, got, tc.want)
 		}
@@ -336,4 +324,16 @@ func TestStateString(t *testing.T) {
 			t.Errorf("state %d: got %q, want %q", uint8(s), got, want)
 		}
 	}
+}
+
+// replyCode is the code a lookup answers with: the refusal's, the row's
+// fixed reply's, or 0 when the handler runs.
+func replyCode(r *rule, refusal *Reply) int {
+	switch {
+	case refusal != nil:
+		return refusal.Code
+	case r.reply != nil:
+		return r.reply.Code
+	}
+	return 0
 }
