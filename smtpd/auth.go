@@ -70,6 +70,11 @@ func (c *conn) auth(arg string) bool {
 		c.reply(replyAuthUnknownMech)
 		return false
 	}
+	if c.tracer != nil {
+		defer func() {
+			c.trace(TraceEvent{Kind: TraceAuth, Mechanism: strings.ToUpper(name), Identity: c.authIdentity})
+		}()
+	}
 	var response []byte // nil: no initial response
 	if hasInitial {
 		var r *Reply
@@ -79,6 +84,10 @@ func (c *conn) auth(arg string) bool {
 		}
 	}
 	mech := start(c.newEnvelope())
+	k := 0 // the responses so far, for maskLine
+	if hasInitial {
+		k = 1
+	}
 	for {
 		var challenge []byte
 		var identity string
@@ -105,10 +114,13 @@ func (c *conn) auth(arg string) bool {
 		c.reply(&Reply{Code: 334, Text: base64.StdEncoding.EncodeToString(challenge)})
 		c.in.setDeadline(deadlineIn(limitOf(c.srv.CommandTimeout, defaultCommandTimeout)), 0, false)
 		line, bad, rerr := c.readLine(maxAuthLine)
+		if c.tracer != nil && len(c.raw) > 0 {
+			k++
+			c.traceOctets(TraceResponse, maskLine(c.raw, 0, strings.ToUpper(name), k))
+		}
 		switch {
 		case rerr != nil:
 			c.readFailed(rerr)
-			c.state = stateDone
 			return false
 		case bad == replyCommandTooLong:
 			c.reply(replyAuthLineTooLong)
@@ -123,6 +135,50 @@ func (c *conn) auth(arg string) bool {
 			return false
 		}
 	}
+}
+
+// MaskedSecret stands for a secret in the AUTH exchanges that a trace
+// shows (see [Server.Trace]): a PLAIN response's password, a LOGIN
+// password, any other mechanism's whole response. The masked response is
+// still valid base64, so a recorded session replays against a server that
+// takes MaskedSecret as the password.
+const MaskedSecret = "********"
+
+// maskLine returns raw, a line of an AUTH exchange as received, with its
+// response, from offset start to the line end, masked: response k, from
+// 1, of mechanism mech. "*" (cancel) and "=" (empty) hide nothing, nor
+// does a LOGIN user name; a response that is not base64 is masked whole.
+func maskLine(raw []byte, start int, mech string, k int) []byte {
+	end := len(raw)
+	for end > start && (raw[end-1] == '\n' || raw[end-1] == '\r') {
+		end--
+	}
+	text := string(raw[start:end])
+	b64 := base64.StdEncoding
+	masked := b64.EncodeToString([]byte(MaskedSecret))
+	decoded, err := b64.Strict().DecodeString(text)
+	switch {
+	case text == "*" || text == "=" || err == nil && mech == "LOGIN" && k == 1:
+		masked = text
+	case err != nil:
+		masked = MaskedSecret
+	case mech == "PLAIN" && bytes.Count(decoded, []byte{0}) == 2:
+		// RFC 4616 2: authzid NUL authcid NUL passwd; the names stay.
+		names := decoded[:bytes.LastIndexByte(decoded, 0)+1]
+		masked = b64.EncodeToString(append(names, MaskedSecret...))
+	}
+	return append(append(append([]byte(nil), raw[:start]...), masked...), raw[end:]...)
+}
+
+// maskAuthCommand returns raw, an AUTH command line as received, with its
+// initial response masked (see maskLine).
+func maskAuthCommand(raw []byte) []byte {
+	_, rest, _ := bytes.Cut(raw, []byte(" "))
+	mech, _, ok := bytes.Cut(rest, []byte(" "))
+	if !ok {
+		return raw // no initial response
+	}
+	return maskLine(raw, len(raw)-len(rest)+len(mech)+1, strings.ToUpper(string(mech)), 1)
 }
 
 // decodeAuthResponse decodes a client response: "*" cancels (RFC 4954 4),

@@ -1,10 +1,8 @@
 package smtpd
 
 import (
-	"bufio"
 	"errors"
 	"io"
-	"math"
 	"strconv"
 	"strings"
 )
@@ -20,7 +18,8 @@ import (
 var replyBadChunk = &Reply{Code: 501, Enhanced: "5.5.4", Text: "Syntax error in BDAT; the chunk's end is unknown, closing connection"}
 
 // errAborted is what the Handler reads when a command ended the
-// transaction between two chunks; that command sent its own reply.
+// transaction between two chunks (that command sent its own reply), or
+// the session ended there.
 var errAborted = errors.New("smtpd: transaction aborted between BDAT chunks")
 
 // chunkReader reads the octets of a message sent in BDAT chunks, as they
@@ -70,7 +69,6 @@ func (c *conn) bdat(arg string) bool {
 		return false
 	case r.err != io.EOF:
 		c.readFailed(r.err)
-		c.state = stateDone
 		return false
 	}
 	c.replyDelivered(env, r.viol, results, r.size)
@@ -104,24 +102,30 @@ func (c *conn) refuseChunk(arg string, r *Reply) {
 	}
 	c.reply(r)
 	c.startMessage()
-	if _, err := discardN(c.br, size); err != nil {
+	if _, err := c.discardN(size); err != nil {
 		c.readFailed(err)
-		c.state = stateDone
 	}
 }
 
-// discardN reads and drops n octets from br. bufio.Reader.Discard takes an
-// int, which on 32-bit platforms holds less than a chunk size may be (20
-// digits, RFC 3030 4): converted, 1<<32 would become 0, and the chunk's
-// octets would be read as commands.
-func discardN(br *bufio.Reader, n int64) (int64, error) {
+// discardN reads and drops n octets of a chunk. It takes what br holds at
+// a time, at most its buffer's size: bufio.Reader.Discard takes an int,
+// which on 32-bit platforms holds less than a chunk size may be (20
+// digits, RFC 3030 4), and the octets are traced as content.
+func (c *conn) discardN(n int64) (int64, error) {
 	var done int64
 	for done < n {
-		k, err := br.Discard(int(min(n-done, math.MaxInt)))
-		done += int64(k)
-		if err != nil {
-			return done, err
+		if c.br.Buffered() == 0 {
+			if _, err := c.br.Peek(1); err != nil {
+				return done, err
+			}
 		}
+		k := int(min(n-done, int64(c.br.Buffered())))
+		if c.tracer != nil {
+			b, _ := c.br.Peek(k)
+			c.traceOctets(TraceContent, b)
+		}
+		c.br.Discard(k)
+		done += int64(k)
 	}
 	return done, nil
 }
@@ -144,6 +148,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		p = p[:r.left]
 	}
 	n, err := r.c.br.Read(p)
+	r.c.traceOctets(TraceContent, p[:n])
 	r.left -= int64(n)
 	r.size += int64(n)
 	if err != nil {
@@ -170,23 +175,13 @@ func (r *chunkReader) nextChunk() {
 	r.chunk++
 	c.reply(&Reply{Code: 250, Enhanced: "2.0.0", Text: strconv.Itoa(r.chunk) + " chunks received"})
 	for !r.next {
-		line, bad, err := c.readCommand(false)
-		switch {
-		case err != nil:
-			r.err = err
+		c.waitCommand(false)
+		if c.step(false) {
+			r.err = errAborted // QUIT, or the session ended
 			return
-		case bad != nil:
-			c.reply(bad)
-		default:
-			c.dispatch(line)
-			if c.state != stateChunk && !r.next {
-				r.err = errAborted // RSET, HELO, EHLO, QUIT (RFC 3030 2)
-				return
-			}
 		}
-		if c.tooManyErrors() {
-			c.replyAndClose(replyTooManyErrors)
-			r.err = errAborted
+		if c.state != stateChunk && !r.next {
+			r.err = errAborted // RSET, HELO, EHLO (RFC 3030 2)
 			return
 		}
 	}
@@ -203,7 +198,7 @@ func (r *chunkReader) drain() {
 			return
 		}
 		if r.viol != nil && r.left > 0 {
-			n, err := discardN(r.c.br, r.left)
+			n, err := r.c.discardN(r.left)
 			r.left -= n
 			if err != nil {
 				r.err, r.left = err, 0

@@ -45,6 +45,13 @@ type conn struct {
 	out  []byte // scratch space for formatting a reply
 	long []byte // a command line longer than br's buffer
 
+	// tracer receives the session's events (Server.Trace), nil when it
+	// is not traced; raw then holds the octets of the line last read, as
+	// received, and ended why the session ended (TraceEnd).
+	tracer func(*TraceEvent)
+	raw    []byte
+	ended  error
+
 	state        state
 	esmtp        bool                 // the client greeted with EHLO: send enhanced codes (RFC 2034)
 	helloName    string               // the client's HELO, EHLO or LHLO argument, for Envelope.Hello
@@ -165,6 +172,9 @@ func (c *conn) write(b []byte) { c.writer().Write(b) }
 
 // serve runs the session until QUIT, an error, or the server's end.
 func (c *conn) serve() {
+	if c.srv.Trace != nil {
+		c.tracer = c.srv.Trace(c.remote, c.local)
+	}
 	defer c.end()
 	defer func() {
 		// A bug of ours must cost one session, not the server.
@@ -180,7 +190,7 @@ func (c *conn) serve() {
 		if r := c.srv.admitClient(c); r != nil {
 			c.logInfo("connection refused", "reason", r.Text)
 			if c.implicitTLS == nil { // see Server.refuse
-				c.write(c.srv.refusalLine(r))
+				c.send(c.srv.refusalLine(r), r.code())
 			}
 			return
 		}
@@ -200,32 +210,35 @@ func (c *conn) serve() {
 	if !c.greet() || !c.speaksSMTP() {
 		return
 	}
-	for first := true; ; first = false {
-		if !first { // speaksSMTP started the first command's wait
-			c.waitCommand(true)
-		}
-		line, bad, err := c.readCommandLine()
-		if err != nil {
-			c.readFailed(err)
-			return
-		}
-		switch {
-		case first && bad == nil && isHTTPRequest(line):
-			c.logInfo("not SMTP: an HTTP request")
-			c.replyAndClose(replyNotSMTP)
-			return
-		case bad != nil:
-			c.reply(bad)
-		default:
-			if quit := c.dispatch(line); quit {
-				return
-			}
-		}
-		if c.tooManyErrors() {
-			c.replyAndClose(replyTooManyErrors)
-			return
-		}
+	for first := true; !c.step(first); first = false {
+		c.waitCommand(true) // speaksSMTP started the first command's wait
 	}
+}
+
+// step reads one command line and runs it: the one command loop, used by
+// serve between messages and by chunkReader between the chunks of a BDAT
+// message (RFC 3030 2). first says the line is the session's first. It
+// reports whether the session is over.
+func (c *conn) step(first bool) (over bool) {
+	line, bad, err := c.readCommandLine()
+	switch {
+	case err != nil:
+		c.traceOctets(TraceInput, c.raw) // part of a line, then the end
+		c.readFailed(err)
+	case first && bad == nil && isHTTPRequest(line):
+		c.traceCommand("", "an HTTP request: not SMTP (the ALPACA attack)", "RFC 5321 7.8")
+		c.logInfo("not SMTP: an HTTP request")
+		c.replyAndClose(replyNotSMTP)
+	case bad != nil:
+		c.traceCommand("", "a line that breaks the line rules", "RFC 5321 2.3.8, 4.5.3.1.4")
+		c.reply(bad)
+	default:
+		c.dispatch(line)
+	}
+	if c.state != stateDone && c.tooManyErrors() {
+		c.replyAndClose(replyTooManyErrors)
+	}
+	return c.state == stateDone
 }
 
 // greet calls the connection check and sends the greeting (RFC 5321 4.3.1):
@@ -250,7 +263,7 @@ func (c *conn) greet() bool {
 			if errors.As(err, &r) {
 				greeting.Text = r.Text
 				if r.code() == 421 {
-					c.write(srv.greetingLine(r))
+					c.send(srv.greetingLine(r), r.code())
 					c.flush()
 					return false
 				}
@@ -261,7 +274,7 @@ func (c *conn) greet() bool {
 	if c.state != stateRefused && c.talkedFirst() {
 		return false
 	}
-	c.write(srv.greetingLine(greeting))
+	c.send(srv.greetingLine(greeting), greeting.code())
 	return true
 }
 
@@ -293,7 +306,8 @@ func (c *conn) talkedFirst() bool {
 	}
 	if early {
 		c.logInfo("client talked before the greeting", "octets", c.br.Buffered())
-		c.write(srv.greetingLine(replyPregreet))
+		c.traceBuffered()
+		c.send(srv.greetingLine(replyPregreet), replyPregreet.code())
 	}
 	return early
 }
@@ -314,6 +328,7 @@ func (c *conn) speaksSMTP() bool {
 	}
 	if !isLetter(b[0]) {
 		c.logInfo("not SMTP: the first octet is not a letter")
+		c.traceBuffered()
 		c.replyAndClose(replyNotSMTP)
 		return false
 	}
@@ -341,17 +356,10 @@ func isHTTPRequest(line []byte) bool {
 
 func isLetter(b byte) bool { return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' }
 
-// readCommand reads one command line, within CommandTimeout, and returns it
-// without its CRLF; see readLine. idle says whether Shutdown may end the
+// waitCommand starts the wait for a command line: the whole line must
+// arrive within CommandTimeout. idle says whether Shutdown may end the
 // session while it waits: not between the chunks of a message, where the
 // message's deadline (MessageTimeout) holds as well.
-func (c *conn) readCommand(idle bool) (line []byte, bad *Reply, err error) {
-	c.waitCommand(idle)
-	return c.readCommandLine()
-}
-
-// waitCommand starts the wait for a command line: the whole line must
-// arrive within CommandTimeout. idle is readCommand's.
 func (c *conn) waitCommand(idle bool) {
 	timeout := limitOf(c.srv.CommandTimeout, defaultCommandTimeout)
 	if c.state == stateRefused {
@@ -367,8 +375,9 @@ func (c *conn) waitCommand(idle bool) {
 	c.in.setDeadline(deadline, 0, idle)
 }
 
-// readCommandLine is readCommand after waitCommand.
+// readCommandLine reads a command line, after waitCommand; see readLine.
 func (c *conn) readCommandLine() (line []byte, bad *Reply, err error) {
+	c.raw = c.raw[:0]
 	if err := c.awaitInput(); err != nil {
 		return nil, nil, err
 	}
@@ -396,8 +405,12 @@ func (c *conn) readLine(limit int) (line []byte, bad *Reply, err error) {
 	n := 0
 	prevCR := false     // the previous piece of a long line ended in CR
 	c.long = c.long[:0] // a line longer than the read buffer, within limit
+	c.raw = c.raw[:0]
 	for {
 		piece, err := c.br.ReadSlice('\n')
+		if c.tracer != nil {
+			c.raw = append(c.raw, piece...)
+		}
 		if err != nil && err != bufio.ErrBufferFull {
 			return nil, nil, err
 		}
@@ -464,11 +477,13 @@ func orString(s, def string) string {
 	return s
 }
 
-// readFailed ends a session whose command read failed: on a timeout the
+// readFailed ends a session whose read failed: on a timeout the
 // client is told so (RFC 5321 4.5.3.2 allows the server to close), on
 // shutdown it gets 421 (3.8); on EOF or a network error there is no one to
 // tell.
 func (c *conn) readFailed(err error) {
+	c.ended = err
+	defer func() { c.state = stateDone }()
 	var ne net.Error
 	switch {
 	case errors.Is(err, errShutdown):
@@ -481,7 +496,6 @@ func (c *conn) readFailed(err error) {
 			c.flushBy(time.Now().Add(shutdownReplyTimeout))
 		}
 		c.byeMu.Unlock()
-		c.state = stateDone
 	case errors.As(err, &ne) && ne.Timeout():
 		c.logInfo("session timed out")
 		c.replyAndClose(replyTimeout)
@@ -493,41 +507,48 @@ func (c *conn) readFailed(err error) {
 }
 
 // dispatch runs one command line: the state table decides whether the
-// command is allowed now, the command's handler whether it succeeds. It
-// reports whether the session is over.
-func (c *conn) dispatch(line []byte) (quit bool) {
+// command is allowed now, the command's handler whether it succeeds.
+func (c *conn) dispatch(line []byte) {
 	verb, arg := splitCommand(line)
 	if c.logEnabled(slog.LevelDebug) { // the arguments would be allocated even if not logged
 		c.logAt(slog.LevelDebug, "command", "verb", verb, "state", c.state.String())
 	}
 	if c.unsynchronized(verb) {
+		c.traceCommand(verb, "sent behind a command whose reply the client must wait for", "RFC 2920 3.1; RFC 5321 4.3.1")
 		c.logInfo("client did not wait for a reply", "verb", verb, "state", c.state.String(), "octets", c.br.Buffered())
 		c.replyAndClose(replyUnsynchronized)
-		return true
+		return
 	}
-	rule, refusal := lookup(c, verb, arg)
+	rule, g, refusal := lookup(c, verb, arg)
+	if c.tracer != nil {
+		c.traceDecision(verb, rule, g, refusal)
+	}
 	switch {
 	case refusal != nil && (verb == "BDAT" || verb == "BDAT LAST"):
 		c.refuseChunk(arg, refusal)
-		return c.state == stateDone
+		return
 	case refusal != nil:
 		c.reply(refusal)
-		return false
+		return
 	case rule.reply != nil:
 		c.reply(rule.reply)
-		return false
+		return
 	}
 	if rule.early {
-		c.state = rule.next
+		c.enter(rule.next, rule)
 	}
 	ok := commands[verb](c, arg)
-	if c.state == stateDone {
-		return true
+	if ok && rule.next != stay && c.state != stateDone {
+		c.enter(rule.next, rule)
 	}
-	if ok && rule.next != stay {
-		c.state = rule.next
+}
+
+// enter moves the session to state next, by rule.
+func (c *conn) enter(next state, rule *rule) {
+	if c.tracer != nil && next != c.state {
+		c.trace(TraceEvent{Kind: TraceState, Verb: rule.verb, State: c.state.String(), Next: next.String(), RFC: rfcOf(rule.rfc)})
 	}
-	return false
+	c.state = next
 }
 
 // unsynchronized reports whether the client sent more input behind a
@@ -597,23 +618,30 @@ func (c *conn) reply(r *Reply) {
 		c.errors++
 	}
 	c.out = r.appendLine(c.out[:0], c.esmtp, ' ')
-	c.out = append(c.out, "\r\n"...)
-	c.write(c.out)
+	c.send(append(c.out, "\r\n"...), r.code())
 }
 
 // replyLines queues a multiline reply (RFC 5321 4.2.1): every line but the
 // last has a hyphen after the code. esc says whether the lines carry an
 // enhanced code; the EHLO reply does not (RFC 2034 3).
 func (c *conn) replyLines(code int, enhanced string, esc bool, lines []string) {
+	c.out = c.out[:0]
 	for i, text := range lines {
 		sep := byte('-')
 		if i == len(lines)-1 {
 			sep = ' '
 		}
 		r := Reply{Code: code, Enhanced: enhanced, Text: text}
-		c.out = r.appendLine(c.out[:0], esc, sep)
-		c.out = append(c.out, "\r\n"...)
-		c.write(c.out)
+		c.out = append(r.appendLine(c.out, esc, sep), "\r\n"...)
+	}
+	c.send(c.out, code)
+}
+
+// send queues a formatted reply, all its lines with their CRLF.
+func (c *conn) send(b []byte, code int) {
+	c.write(b)
+	if c.tracer != nil {
+		c.trace(TraceEvent{Kind: TraceReply, Data: b, Code: code})
 	}
 }
 
@@ -668,6 +696,9 @@ func (c *conn) flushBy(deadline time.Time) error {
 // end closes the connection and returns the buffers.
 func (c *conn) end() {
 	c.flush()
+	if c.tracer != nil {
+		c.trace(TraceEvent{Kind: TraceEnd, Err: c.ended})
+	}
 	c.rwc.Close()
 	c.cancel()
 	c.srv.release(c)

@@ -30,6 +30,9 @@ func (c *conn) data(arg string) bool {
 	c.startMessage()
 	c.dr.reset(c.br, limitOf(srv.MaxMessageBytes, defaultMaxMessageBytes),
 		limitOf(srv.MaxLineLength, defaultMaxLineLength), srv.AcceptBareLineEnds)
+	if c.tracer != nil {
+		c.dr.tee = func(b []byte) { c.traceOctets(TraceContent, b) }
+	}
 	env := c.env
 	results := c.deliver(env, &c.dr)
 	// Whatever the handler read, find the end of the data so the next
@@ -37,7 +40,6 @@ func (c *conn) data(arg string) bool {
 	if err := c.dr.drain(); err != nil {
 		// No reply: the message never fully arrived.
 		c.readFailed(err)
-		c.state = stateDone
 		return false
 	}
 	c.replyDelivered(env, c.dr.violation(), results, c.dr.size())
@@ -73,6 +75,9 @@ func (c *conn) deliver(env *Envelope, src io.Reader) []error {
 	}
 	c.env = nil
 	defer c.msg.stop()
+	if c.tracer != nil {
+		c.trace(TraceEvent{Kind: TraceMessage, Envelope: env})
+	}
 
 	h := srv.Handler
 	if h == nil {
@@ -103,6 +108,9 @@ func (c *conn) replyDelivered(env *Envelope, violation error, results []error, s
 	n := 1
 	if c.srv.LMTP {
 		n = len(env.Recipients)
+	}
+	if c.tracer != nil {
+		c.trace(TraceEvent{Kind: TraceDelivered, Envelope: env, Size: size, Err: firstError(violation, results)})
 	}
 	var first *Reply
 	for i := 0; i < n; i++ {

@@ -33,6 +33,9 @@ type dataReader struct {
 	maxSize    int64 // content octets allowed, 0 for no limit
 	maxLine    int   // octets per line, CRLF included, 0 for no limit
 	acceptBare bool  // bare CR and LF are content, not violations
+	// tee, when set, is called with each piece read from br, as the
+	// client sent it: how a traced session sees its content.
+	tee func([]byte)
 
 	// buf is content not yet returned by Read. It aliases br's buffer,
 	// which stays valid because br is read again only once buf is empty.
@@ -103,6 +106,9 @@ func (r *dataReader) size() int64 { return r.n }
 // a rule or comes with an error.
 func (r *dataReader) fill() {
 	s, err := r.br.ReadSlice('\n')
+	if r.tee != nil && len(s) > 0 {
+		r.tee(s)
+	}
 	switch err {
 	case nil:
 	case bufio.ErrBufferFull:

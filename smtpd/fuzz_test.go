@@ -57,12 +57,21 @@ func FuzzSession(f *testing.F) {
 				}
 				return ErrAuthFailed
 			}}
+		var events []TraceEvent
+		srv.Trace = func(_, _ net.Addr) func(*TraceEvent) {
+			return func(ev *TraceEvent) {
+				e := *ev
+				e.Data = bytes.Clone(ev.Data)
+				events = append(events, e)
+			}
+		}
 		conn := &scriptConn{in: bytes.NewReader(input)}
 		c := srv.newConn(conn)
 		srv.admit(netip.Addr{})
 		srv.register(c)
 		c.serve()
 		replies := conn.out.Bytes()
+		checkTrace(t, events, input, replies)
 		if len(replies) == 0 {
 			t.Fatal("no greeting")
 		}

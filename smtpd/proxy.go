@@ -55,18 +55,18 @@ const (
 // at all, one wrapping errBadProxyHeader when they break the spec, io.EOF
 // when the connection closed before its first byte, or the read's error.
 //
-// It consumes the header and nothing after it; on an error it consumes
-// nothing. It reads from the connection only until the header is complete
+// It consumes nothing: n is the header's length in octets, for the caller
+// to discard. It reads from the connection only until the header is complete
 // (a client that sent it waits for the greeting), and a client cannot make
 // it buffer more than br's buffer.
-func readProxyHeader(br *bufio.Reader) (src, dst net.Addr, err error) {
+func readProxyHeader(br *bufio.Reader) (src, dst net.Addr, n int, err error) {
 	// The first byte tells the versions apart: 'P' of "PROXY", or the CR
 	// that starts the v2 signature. Peeking one byte first, rather than
 	// the 16 of a v2 header, answers at once a client that sends a short
 	// line and waits.
 	first, err := br.Peek(1)
 	if err != nil {
-		return nil, nil, err // io.EOF: closed without sending anything
+		return nil, nil, 0, err // io.EOF: closed without sending anything
 	}
 	switch first[0] {
 	case proxyV1Prefix[0]:
@@ -74,40 +74,39 @@ func readProxyHeader(br *bufio.Reader) (src, dst net.Addr, err error) {
 	case proxyV2Signature[0]:
 		return readProxyV2(br)
 	}
-	return nil, nil, errNoProxyHeader
+	return nil, nil, 0, errNoProxyHeader
 }
 
 // readProxyV1 reads a human-readable header (spec 2.1):
 //
 //	PROXY TCP4 192.0.2.1 198.51.100.2 56324 25\r\n
 //	PROXY UNKNOWN ...\r\n
-func readProxyV1(br *bufio.Reader) (src, dst net.Addr, err error) {
+func readProxyV1(br *bufio.Reader) (src, dst net.Addr, n int, err error) {
 	if _, err := peekPrefix(br, proxyV1Prefix, len(proxyV1Prefix)); err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	line, err := peekLine(br, proxyV1MaxLine)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	// 2.1: "The receiver must not tolerate a single CR or LF character to
 	// end the line when a complete CRLF sequence is expected."
 	if !bytes.HasSuffix(line, []byte("\r\n")) {
-		return nil, nil, fmt.Errorf("%w: v1 line ends in a bare LF", errBadProxyHeader)
+		return nil, nil, 0, fmt.Errorf("%w: v1 line ends in a bare LF", errBadProxyHeader)
 	}
 	rest := string(line[len(proxyV1Prefix) : len(line)-2])
 
 	// 2.1: for UNKNOWN "the receiver must ignore anything presented before
 	// the CRLF", and use the connection's own addresses.
 	if rest == "UNKNOWN" || strings.HasPrefix(rest, "UNKNOWN ") {
-		br.Discard(len(line))
-		return nil, nil, nil
+		return nil, nil, len(line), nil
 	}
 
 	// "exactly one space" between fields: strings.Split leaves an empty
 	// field for a doubled space, which then fails to parse.
 	f := strings.Split(rest, " ")
 	if len(f) != 5 {
-		return nil, nil, fmt.Errorf("%w: v1 line has %d fields after PROXY, want 5", errBadProxyHeader, len(f))
+		return nil, nil, 0, fmt.Errorf("%w: v1 line has %d fields after PROXY, want 5", errBadProxyHeader, len(f))
 	}
 	var want4 bool
 	switch f[0] {
@@ -115,26 +114,25 @@ func readProxyV1(br *bufio.Reader) (src, dst net.Addr, err error) {
 		want4 = true
 	case "TCP6":
 	default:
-		return nil, nil, fmt.Errorf("%w: v1 protocol %q", errBadProxyHeader, f[0])
+		return nil, nil, 0, fmt.Errorf("%w: v1 protocol %q", errBadProxyHeader, f[0])
 	}
 	srcIP, err := parseProxyIP(f[1], want4)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	dstIP, err := parseProxyIP(f[2], want4)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	srcPort, err := parseProxyPort(f[3])
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	dstPort, err := parseProxyPort(f[4])
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
-	br.Discard(len(line))
-	return tcpAddr(srcIP, srcPort), tcpAddr(dstIP, dstPort), nil
+	return tcpAddr(srcIP, srcPort), tcpAddr(dstIP, dstPort), len(line), nil
 }
 
 // peekPrefix peeks n bytes of br, which must begin with prefix: if they do
@@ -211,36 +209,36 @@ const (
 )
 
 // readProxyV2 reads a binary header (spec 2.2).
-func readProxyV2(br *bufio.Reader) (src, dst net.Addr, err error) {
+func readProxyV2(br *bufio.Reader) (src, dst net.Addr, n int, err error) {
 	hdr, err := peekPrefix(br, proxyV2Signature, proxyV2HeaderLen)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	version, command := hdr[12]>>4, hdr[12]&0xf
 	family, transport := hdr[13]>>4, hdr[13]&0xf
-	n := proxyV2HeaderLen + int(binary.BigEndian.Uint16(hdr[14:16]))
+	n = proxyV2HeaderLen + int(binary.BigEndian.Uint16(hdr[14:16]))
 
 	// "the receiver must only accept" version 2; other commands are
 	// unassigned and "Receivers must drop connections presenting
 	// unexpected values here."
 	if version != proxyV2Version {
-		return nil, nil, fmt.Errorf("%w: v2 version %d", errBadProxyHeader, version)
+		return nil, nil, 0, fmt.Errorf("%w: v2 version %d", errBadProxyHeader, version)
 	}
 	if command != proxyV2Local && command != proxyV2Proxy {
-		return nil, nil, fmt.Errorf("%w: v2 command %d", errBadProxyHeader, command)
+		return nil, nil, 0, fmt.Errorf("%w: v2 command %d", errBadProxyHeader, command)
 	}
 	// The length may cover TLVs after the addresses (2.2), which we skip
 	// unread; the whole header must fit in br's buffer to be peeked. That
 	// is far more than any sender uses (the spec keeps headers within one
 	// 536-byte TCP segment, section 2).
 	if n > br.Size() {
-		return nil, nil, fmt.Errorf("%w: v2 header of %d bytes is too long", errBadProxyHeader, n)
+		return nil, nil, 0, fmt.Errorf("%w: v2 header of %d bytes is too long", errBadProxyHeader, n)
 	}
 	hdr, err = br.Peek(n)
 	if err != nil {
 		// 2.2: "The receiver must also reject incoming connections
 		// containing partial protocol headers."
-		return nil, nil, truncated(err)
+		return nil, nil, 0, truncated(err)
 	}
 	addrs := hdr[proxyV2HeaderLen:]
 
@@ -248,16 +246,15 @@ func readProxyV2(br *bufio.Reader) (src, dst net.Addr, err error) {
 	// "must use the real connection endpoints and discard the protocol
 	// block including the family which is ignored".
 	if command == proxyV2Local {
-		br.Discard(n)
-		return nil, nil, nil
+		return nil, nil, n, nil
 	}
 	if family > proxyV2Unix || transport > proxyV2Dgram {
-		return nil, nil, fmt.Errorf("%w: v2 family %d, transport %d", errBadProxyHeader, family, transport)
+		return nil, nil, 0, fmt.Errorf("%w: v2 family %d, transport %d", errBadProxyHeader, family, transport)
 	}
 	if transport == proxyV2Dgram {
 		// SMTP runs over a stream: a proxy that says it relayed
 		// datagrams is misconfigured.
-		return nil, nil, fmt.Errorf("%w: v2 transport is a datagram protocol", errBadProxyHeader)
+		return nil, nil, 0, fmt.Errorf("%w: v2 transport is a datagram protocol", errBadProxyHeader)
 	}
 
 	var size int // of the source and destination addresses, each
@@ -273,18 +270,16 @@ func readProxyV2(br *bufio.Reader) (src, dst net.Addr, err error) {
 		// does not implement a family: its client is a process on the
 		// proxy's own host, which the proxy's address names well
 		// enough, and a socket path has no place in a net.TCPAddr.
-		br.Discard(n)
-		return nil, nil, nil
+		return nil, nil, n, nil
 	}
 	if len(addrs) < 2*size+4 {
-		return nil, nil, fmt.Errorf("%w: v2 address block of %d bytes is too short", errBadProxyHeader, len(addrs))
+		return nil, nil, 0, fmt.Errorf("%w: v2 address block of %d bytes is too short", errBadProxyHeader, len(addrs))
 	}
 	srcIP, _ := netip.AddrFromSlice(addrs[:size])
 	dstIP, _ := netip.AddrFromSlice(addrs[size : 2*size])
 	srcPort := binary.BigEndian.Uint16(addrs[2*size:])
 	dstPort := binary.BigEndian.Uint16(addrs[2*size+2:])
-	br.Discard(n)
-	return tcpAddr(srcIP, srcPort), tcpAddr(dstIP, dstPort), nil
+	return tcpAddr(srcIP, srcPort), tcpAddr(dstIP, dstPort), n, nil
 }
 
 // tcpAddr makes the address the server reports. An IPv4-mapped IPv6
@@ -321,11 +316,17 @@ func (c *conn) readProxy() bool {
 		return true
 	}
 	c.in.setDeadline(time.Now().Add(proxyHeaderTimeout), 0, false)
-	src, dst, err := readProxyHeader(c.br)
+	src, dst, n, err := readProxyHeader(c.br)
 	if err != nil {
 		c.srv.logInfo("PROXY header refused", "peer", c.rwc.RemoteAddr().String(), "error", err)
+		c.ended = err
 		return false
 	}
+	if c.tracer != nil {
+		header, _ := c.br.Peek(n)
+		c.trace(TraceEvent{Kind: TraceProxy, Data: header, Remote: src, Local: dst})
+	}
+	c.br.Discard(n)
 	if src != nil { // nil: a health check (v2 LOCAL, v1 UNKNOWN)
 		c.remote, c.local = src, dst
 	}

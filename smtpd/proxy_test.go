@@ -125,8 +125,8 @@ var proxyTests = []struct {
 }
 
 // TestReadProxyHeader checks each header above followed by a command:
-// the addresses returned, and that exactly the header was consumed (on
-// success) or nothing (on an error).
+// the addresses returned, and that the length returned is exactly the
+// header's (on success), and that nothing was consumed.
 func TestReadProxyHeader(t *testing.T) {
 	for _, tt := range proxyTests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,7 +135,8 @@ func TestReadProxyHeader(t *testing.T) {
 				in = tt.in // truncated: nothing follows
 			}
 			br := bufio.NewReaderSize(strings.NewReader(in), bufferSize)
-			src, dst, err := readProxyHeader(br)
+			src, dst, n, err := readProxyHeader(br)
+			br.Discard(n)
 			rest, _ := io.ReadAll(br)
 
 			if tt.err != nil {
@@ -206,7 +207,7 @@ func TestReadProxyHeaderDoesNotWait(t *testing.T) {
 					r.chunks = append(r.chunks, s[:n])
 					s = s[n:]
 				}
-				_, _, err := readProxyHeader(bufio.NewReaderSize(r, bufferSize))
+				_, _, _, err := readProxyHeader(bufio.NewReaderSize(r, bufferSize))
 				if !errors.Is(err, tt.err) {
 					t.Errorf("got error %v, want %v", err, tt.err)
 				}
@@ -246,15 +247,15 @@ func TestReadProxyHeaderErrorIsShort(t *testing.T) {
 		"PROXY UNKNOWN" + strings.Repeat(" ", 4000),
 		v2Len(0x21, 0xff, 4000) + strings.Repeat("\xff", 4000),
 	} {
-		_, _, err := readProxyHeader(bufio.NewReaderSize(strings.NewReader(in), bufferSize))
+		_, _, _, err := readProxyHeader(bufio.NewReaderSize(strings.NewReader(in), bufferSize))
 		if err == nil || len(err.Error()) > 200 {
 			t.Errorf("error for a %d-byte header: %v", len(in), err)
 		}
 	}
 }
 
-// FuzzProxyHeader: readProxyHeader never panics; it consumes nothing on an
-// error and exactly the header on success (the line through its CRLF, or
+// FuzzProxyHeader: readProxyHeader never panics; it consumes nothing, and
+// gives the length of exactly the header on success (the line through its CRLF, or
 // 16 bytes and the declared length); both addresses or neither; and a TCP4
 // line it accepts is the one the addresses format to, since the spec
 // allows one spelling of each.
@@ -264,7 +265,8 @@ func FuzzProxyHeader(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		br := bufio.NewReaderSize(bytes.NewReader(in), bufferSize)
-		src, dst, err := readProxyHeader(br)
+		src, dst, n, err := readProxyHeader(br)
+		br.Discard(n)
 		rest, _ := io.ReadAll(br)
 		consumed := len(in) - len(rest)
 		if err != nil {

@@ -282,11 +282,19 @@ type Server struct {
 	// writes it: once at accept, and again over the TLS layer after a
 	// handshake (STARTTLS or implicit TLS), so that the wrapper always
 	// sees the session in the clear. A wrapper of a *tls.Conn can find its
-	// earlier self with NetConn. This is the hook for recording or
-	// tracing sessions byte for byte; most servers leave it nil. A
+	// earlier self with NetConn. It is the hook for what works on bytes
+	// (counting, shaping); to follow a session, Trace says more. A
 	// connection refused at accept (MaxConnections, MaxConnectionsPerIP,
 	// shutdown) has no session and is not wrapped.
 	WrapConn func(net.Conn) net.Conn
+
+	// Trace, when set, is called as each session starts, with the
+	// connection's addresses, and returns the function that receives the
+	// session's events (see [TraceEvent]), or nil not to trace it: each
+	// command line as received, each reply as sent, the state changes
+	// with the state table's rows, TLS, AUTH with its secrets masked, and
+	// each message's start, content and end.
+	Trace func(remote, local net.Addr) func(*TraceEvent)
 
 	// Logger receives the server's log: sessions, messages and errors, at
 	// Info level and above, and commands at Debug level. Message content

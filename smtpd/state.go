@@ -312,18 +312,18 @@ type stateVerb struct {
 // rule for the command verb arg in the session's state, or the reply to send
 // instead: 500 for an unknown verb, 502 for a verb this server does not
 // implement, 503 for a command out of sequence, or the reply of the first of
-// the rule's guards that holds.
-func lookup(c *conn, verb, arg string) (*rule, *Reply) {
+// the rule's guards that holds, with that guard.
+func lookup(c *conn, verb, arg string) (*rule, *guard, *Reply) {
 	r, refusal := find(c.state, verb)
 	if refusal != nil {
-		return nil, refusal
+		return nil, nil, refusal
 	}
 	for _, g := range r.guards {
 		if g.holds(c, arg) {
-			return nil, g.reply
+			return r, g, g.reply
 		}
 	}
-	return r, nil
+	return r, nil, nil
 }
 
 // find is lookup's first half: the rule for verb in state s, before its

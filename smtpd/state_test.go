@@ -308,7 +308,7 @@ func TestGuards(t *testing.T) {
 		{"DATA", &conn{srv: &Server{}, state: stateRcpt, env: &Envelope{Body: "8BITMIME"}}, "DATA", "", 0},
 		{"DATA without recipients", &conn{srv: &Server{}, state: stateMail, env: &Envelope{Body: "BINARYMIME"}}, "DATA", "x", 554},
 	} {
-		r, refusal := lookup(tc.c, tc.verb, tc.arg)
+		r, _, refusal := lookup(tc.c, tc.verb, tc.arg)
 		got := replyCode(r, refusal)
 		if got != tc.want {
 			t.Errorf("%s: got %d, want %d", tc.name, got, tc.want)

@@ -66,11 +66,15 @@ func (c *conn) handshake(config *tls.Config, early []byte) bool {
 	tc.SetDeadline(deadlineIn(limitOf(c.srv.TLSHandshakeTimeout, defaultTLSHandshake)))
 	if err := tc.HandshakeContext(c.ctx); err != nil {
 		c.logInfo("TLS handshake failed", "error", err)
+		c.ended = err
 		return false
 	}
 	tc.SetDeadline(time.Time{})
 	state := tc.ConnectionState()
 	c.tls = &state
+	if c.tracer != nil {
+		c.trace(TraceEvent{Kind: TraceTLS, TLS: c.tls, Implicit: c.implicitTLS != nil})
+	}
 	c.stream = tc
 	if c.srv.WrapConn != nil {
 		c.stream = c.srv.WrapConn(tc)
