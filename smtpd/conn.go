@@ -48,9 +48,10 @@ type conn struct {
 	// tracer receives the session's events (Server.Trace), nil when it
 	// is not traced; raw then holds the octets of the line last read, as
 	// received, and ended why the session ended (TraceEnd).
-	tracer func(*TraceEvent)
-	raw    []byte
-	ended  error
+	tracer    func(*TraceEvent)
+	raw       []byte
+	ended     error
+	pipelined bool // the line last read was buffered already (awaitInput)
 
 	state        state
 	esmtp        bool                 // the client greeted with EHLO: send enhanced codes (RFC 2034)
@@ -128,8 +129,9 @@ func getReader(r io.Reader) *bufio.Reader {
 // chunkReader) reads c.br as it is then, never one kept from before a
 // command wait.
 func (c *conn) awaitInput() error {
+	c.pipelined = c.br != nil && c.br.Buffered() > 0
 	if c.br != nil {
-		if c.br.Buffered() > 0 {
+		if c.pipelined {
 			return nil
 		}
 		c.releaseReader()
@@ -221,6 +223,9 @@ func (c *conn) serve() {
 // reports whether the session is over.
 func (c *conn) step(first bool) (over bool) {
 	line, bad, err := c.readCommandLine()
+	if first {
+		c.pipelined = false // speaksSMTP waited for it, and left it buffered
+	}
 	switch {
 	case err != nil:
 		c.traceOctets(TraceInput, c.raw) // part of a line, then the end

@@ -67,7 +67,7 @@ func (c *conn) resumeMessage() {
 func (c *conn) deliver(env *Envelope, src io.Reader) []error {
 	srv := c.srv
 	ctx, cancel := context.WithCancel(c.ctx)
-	c.msg.data, c.msg.cancel = src, cancel
+	c.msg.c, c.msg.data, c.msg.cancel, c.msg.received = c, src, cancel, false
 	c.msg.timeout = limitOf(srv.DeliveryTimeout, defaultDeliveryTimeout)
 	c.msg.prefix = nil
 	if !srv.DisableReceived {
@@ -139,12 +139,14 @@ func (c *conn) replyDelivered(env *Envelope, violation error, results []error, s
 // messageReader is what the Handler reads: the Received field, then the
 // message. When the message's end has been read, DeliveryTimeout starts.
 type messageReader struct {
-	prefix  []byte
-	buf     [512]byte // holds prefix, so that it is not allocated per message
-	data    io.Reader // a dataReader or a chunkReader
-	cancel  context.CancelFunc
-	timeout time.Duration
-	timer   *time.Timer
+	c        *conn
+	prefix   []byte
+	buf      [512]byte // holds prefix, so that it is not allocated per message
+	data     io.Reader // a dataReader or a chunkReader
+	cancel   context.CancelFunc
+	timeout  time.Duration
+	timer    *time.Timer
+	received bool // the message's end was read
 }
 
 func (m *messageReader) Read(p []byte) (int, error) {
@@ -154,8 +156,14 @@ func (m *messageReader) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	n, err := m.data.Read(p)
-	if err == io.EOF && m.timer == nil && m.timeout > 0 {
-		m.timer = time.AfterFunc(m.timeout, m.cancel)
+	if err == io.EOF && !m.received {
+		m.received = true
+		if m.timeout > 0 {
+			m.timer = time.AfterFunc(m.timeout, m.cancel)
+		}
+		if m.c.tracer != nil {
+			m.c.trace(TraceEvent{Kind: TraceReceived})
+		}
 	}
 	return n, err
 }

@@ -18,8 +18,11 @@ import (
 // in order, are the session's octets in the clear, but for AUTH secrets,
 // which are masked before any event carries them (see maskSecret).
 //
-// Events are called on the session's goroutine, in order, and the session
-// waits for each: a slow trace function slows the session. Data is only
+// Events are called one at a time, in order, and the session waits for
+// each: a slow trace function slows the session. They are called on the
+// session's goroutine, but for those the message's reading causes
+// (TraceContent, TraceReceived), which come from whichever goroutine the
+// Handler reads the message in. Data is only
 // valid during the call. A server without Trace pays one nil check per
 // place an event could be.
 //
@@ -45,7 +48,9 @@ const (
 	// BDAT with LAST), State the state it was read in. Rule names the
 	// state table's row that decided it, RFC that row's section; for a
 	// command the table refused (wrong state, a guard) they name that
-	// refusal.
+	// refusal. Pipelined says the line was read with the one before,
+	// without waiting for the client: it did not wait for the reply
+	// (RFC 2920).
 	TraceCommand
 	// TraceResponse: a line the client sent in an AUTH exchange
 	// (RFC 4954 4), after a 334 challenge. Data is the line, masked.
@@ -69,6 +74,10 @@ const (
 	// "." line, for DATA (RFC 5321 4.5.2); the chunk's octets for BDAT,
 	// whose command lines are TraceCommand events.
 	TraceContent
+	// TraceReceived: the Handler has read the message to its end: all
+	// its content arrived, and DeliveryTimeout runs. A Handler that
+	// returns before the end has no TraceReceived.
+	TraceReceived
 	// TraceDelivered: the message ended and the Handler returned.
 	// Envelope is the message's, Size the octets of content read, Err
 	// what refused it: the Handler's error or a limit the message broke;
@@ -85,7 +94,7 @@ const (
 var traceKindNames = [...]string{
 	TraceProxy: "proxy", TraceTLS: "tls", TraceCommand: "command", TraceResponse: "response",
 	TraceReply: "reply", TraceState: "state", TraceAuth: "auth", TraceMessage: "message",
-	TraceContent: "content", TraceDelivered: "delivered", TraceInput: "input", TraceEnd: "end",
+	TraceContent: "content", TraceReceived: "received", TraceDelivered: "delivered", TraceInput: "input", TraceEnd: "end",
 }
 
 func (k TraceKind) String() string {
@@ -108,6 +117,8 @@ type TraceEvent struct {
 	Rule  string // the state table's decision, for a person to read
 	RFC   string // where that decision comes from
 	Code  int    // a reply's code
+
+	Pipelined bool // TraceCommand: sent without waiting for the previous reply
 
 	Remote, Local net.Addr             // TraceProxy's addresses
 	TLS           *tls.ConnectionState // TraceTLS
@@ -140,7 +151,8 @@ func (c *conn) traceCommand(verb, rule, rfc string) {
 		if verb == "AUTH" {
 			data = maskAuthCommand(data)
 		}
-		c.trace(TraceEvent{Kind: TraceCommand, Data: data, Verb: verb, State: c.state.String(), Rule: rule, RFC: rfc})
+		c.trace(TraceEvent{Kind: TraceCommand, Data: data, Verb: verb, State: c.state.String(), Rule: rule, RFC: rfc,
+			Pipelined: c.pipelined})
 	}
 }
 

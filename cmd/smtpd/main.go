@@ -49,7 +49,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -118,7 +117,14 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 			return exitUsage
 		}
 	}
-	srv.WrapConn = wrapConn(cfg, log, rec)
+	var verbose, recording tracer
+	if cfg.verbose {
+		verbose = verboseTracer(log)
+	}
+	if rec != nil {
+		recording = rec.trace
+	}
+	srv.Trace = traceAll(verbose, recording)
 
 	listeners, err := listen(cfg)
 	if err != nil {
@@ -175,30 +181,6 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	// that no file is left half-written.
 	d.inFlight.wait()
 	return status
-}
-
-// wrapConn returns the server's WrapConn: the -v tap, the -record
-// recorder, both, or nil. With both, the tap is the outer layer at accept
-// and the inner one over TLS: each finds its own layer below the TLS
-// layer, the tap through tls.Conn's NetConn, the recorder by the
-// connection's addresses.
-func wrapConn(cfg *config, log *slog.Logger, rec *recorder) func(net.Conn) net.Conn {
-	var tap func(net.Conn) net.Conn
-	if cfg.verbose {
-		tap = newTap(log, cfg.lmtp)
-	}
-	switch {
-	case rec == nil:
-		return tap
-	case tap == nil:
-		return rec.wrap
-	}
-	return func(c net.Conn) net.Conn {
-		if _, ok := c.(*tls.Conn); ok {
-			return rec.wrap(tap(c))
-		}
-		return tap(rec.wrap(c))
-	}
 }
 
 // listener is one of the program's listeners; tls means implicit TLS.

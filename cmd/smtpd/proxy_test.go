@@ -39,7 +39,7 @@ func TestProxyProtocol(t *testing.T) {
 
 	// Version 2, binary (HAProxy's "send-proxy-v2"): the signature,
 	// version 2 PROXY, TCP over IPv4, 12 octets of addresses and ports.
-	v2 := proxyV2 + "\x21\x11\x00\x0c" + "\xc0\x00\x02\x0a" + "\xc6\x33\x64\x01" + "\x9c\x41" + "\x00\x19"
+	v2 := "\r\n\r\n\x00\r\nQUIT\n" + "\x21\x11\x00\x0c" + "\xc0\x00\x02\x0a" + "\xc6\x33\x64\x01" + "\x9c\x41" + "\x00\x19"
 	c3, err := net.Dial("tcp", s.addr)
 	if err != nil {
 		t.Fatal(err)

@@ -2,21 +2,18 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"smtpd/internal/transcript"
+	"smtpd/smtpd"
 )
 
 // -record DIR writes each session into DIR as a transcript of the
@@ -24,21 +21,21 @@ import (
 // client's session can be replayed against the library by
 // "go test ./conformance/..." or against any server by smtpconform.
 //
-// Like the -v tap, the recorder is the server's WrapConn: it records the
-// bytes at accept, and when the library wraps the TLS layer after a
-// handshake it drops the handshake's bytes, marks a starttls event (or,
-// for implicit TLS, says "tls: implicit" in the header) and records on
-// above TLS, in the clear. The file is written when the session's
-// connection closes, by internal/transcript: the client's bytes exactly,
+// Like -v, the recorder follows the library's trace events (Server.Trace):
+// the octets of each command, response, content and reply in the clear, a
+// starttls event where TLS started (for implicit TLS, "tls: implicit" in
+// the header). The file is written when the session ends, by
+// internal/transcript: the client's bytes exactly,
 // each reply as its code and enhanced code, a delivery section per
 // message accepted (the message as the client sent it, without the
 // Received field this program adds), and the server's configuration in
-// the header. AUTH passwords never reach the file: they are replaced by
-// recordPassword, and the header says "auth: USER:********" so that the
-// replay authenticates with it.
+// the header. AUTH passwords never reach the file: the library's events
+// hold smtpd.MaskedSecret instead, internal/transcript replaces a password
+// the server refused by another wrong one, and the header says
+// "auth: USER:********" so that the replay authenticates with it.
 
-// recordPassword replaces every password in a recorded AUTH exchange.
-const recordPassword = "********"
+// recordPassword is the password of a recorded AUTH exchange.
+const recordPassword = smtpd.MaskedSecret
 
 // recorder writes the transcripts of the sessions it wraps into dir.
 type recorder struct {
@@ -49,9 +46,6 @@ type recorder struct {
 	lmtp   bool
 	log    *slog.Logger
 	seq    atomic.Int64
-
-	mu   sync.Mutex
-	live map[string]*recSession // by connection addresses, for the TLS layer
 }
 
 // newRecorder checks that dir can hold the transcripts (creating it if
@@ -68,7 +62,7 @@ func newRecorder(cfg *config, tlsOn, authOn bool, log *slog.Logger) (*recorder, 
 	f.Close()
 	os.Remove(f.Name())
 	return &recorder{dir: cfg.record, header: recordHeader(cfg), tls: tlsOn, auth: authOn,
-		lmtp: cfg.lmtp, log: log, live: map[string]*recSession{}}, nil
+		lmtp: cfg.lmtp, log: log}, nil
 }
 
 // recordHeader is what a replay needs to configure its server as cfg
@@ -121,151 +115,72 @@ func recordHeader(cfg *config) []transcript.Field {
 	return h
 }
 
-// wrap is the server's WrapConn (or its part of it, after the -v tap).
-func (r *recorder) wrap(c net.Conn) net.Conn {
-	key := c.RemoteAddr().String() + " " + c.LocalAddr().String()
-	r.mu.Lock()
-	s := r.live[key]
-	if s == nil {
-		s = &recSession{r: r, key: key, remote: c.RemoteAddr().String(), start: time.Now(), tlsMark: -1}
-		r.live[key] = s
-	}
-	r.mu.Unlock()
-	if s.raw != nil {
-		// The library wraps the TLS layer over the connection: the same
-		// TCP connection, so the same addresses.
-		return s.raw.overTLS(c)
-	}
-	s.raw = &recConn{Conn: c, s: s}
-	return s.raw
+// trace is the recorder's part of the server's Trace.
+func (r *recorder) trace(remote, _ net.Addr) func(*smtpd.TraceEvent) {
+	s := &recSession{r: r, remote: remote.String(), start: time.Now()}
+	return s.event
 }
 
 // recSession is one session being recorded.
 type recSession struct {
 	r      *recorder
-	key    string
 	remote string
 	start  time.Time
-	raw    *recConn // the layer at accept; only the session's goroutine sets it
 
-	// mu: the session reads and writes from its goroutine, but Shutdown
-	// writes its 421 from another.
-	mu       sync.Mutex
 	chunks   []transcript.Chunk
-	tlsMark  int  // where a TLS handshake may have started in chunks, or -1
-	inTLS    bool // the raw layer sees only TLS records now
+	replies  []byte // replies queued and not yet in chunks
 	implicit bool
 	eof      bool // the client closed its side first
-	closed   bool
-	once     sync.Once
 }
 
-// recConn records what passes through one layer of a session: the
-// connection as accepted, or the TLS layer over it.
-type recConn struct {
-	net.Conn
-	s        *recSession
-	tlsLayer bool
-}
-
-// overTLS is called on the raw layer when the library has finished a TLS
-// handshake over it, with the TLS layer tc to record from now on. The
-// handshake's bytes, recorded meanwhile, go: the session is cut where the
-// handshake began, and goes on with a starttls event, or, when it began
-// with the session (implicit TLS, RFC 8314), with nothing before it.
-func (c *recConn) overTLS(tc net.Conn) net.Conn {
-	s := c.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.inTLS = true
-	// Whether the server spoke SMTP before: the handshake's own records
-	// (RFC 8446 5.1) never start with a digit, a reply always does.
-	serverSpoke := false
-	for _, ch := range s.chunks {
-		serverSpoke = serverSpoke || !ch.FromClient && len(ch.Data) > 0 && '0' <= ch.Data[0] && ch.Data[0] <= '9'
-	}
-	switch {
-	case !serverSpoke:
-		// Before the greeting: implicit TLS. A PROXY header before the
-		// handshake is left out, since the format's implicit-TLS case
-		// starts with the handshake.
-		s.implicit, s.chunks = true, nil
-	case s.tlsMark >= 0:
-		s.chunks = append(s.chunks[:s.tlsMark], transcript.Chunk{StartTLS: true})
-	default:
-		s.chunks = append(s.chunks, transcript.Chunk{StartTLS: true})
-	}
-	return &recConn{Conn: tc, s: s, tlsLayer: true}
-}
-
-func (c *recConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	s := c.s
-	s.mu.Lock()
-	if !c.tlsLayer && s.inTLS || s.closed {
-		s.mu.Unlock()
-		return n, err
-	}
-	if n > 0 {
-		// A TLS handshake record (RFC 8446 5.1: type 22) at the start of
-		// the session or right after a 220 reply may be the handshake of
-		// implicit TLS or STARTTLS; overTLS will say.
-		if !c.tlsLayer && p[0] == 0x16 && (len(s.chunks) == 0 || endsWith220(s.chunks[len(s.chunks)-1])) {
-			s.tlsMark = len(s.chunks)
+// event records one event of the session. The client's octets go into a
+// chunk of their own once a reply has come between them and the octets
+// before, unless the client pipelined: the server sends its queued replies
+// when it next waits for the client, so a pipelined command was sent
+// before the replies to the ones before it.
+func (s *recSession) event(ev *smtpd.TraceEvent) {
+	switch ev.Kind {
+	case smtpd.TraceProxy, smtpd.TraceCommand, smtpd.TraceResponse, smtpd.TraceContent, smtpd.TraceInput:
+		last := len(s.chunks) - 1
+		if len(s.replies) == 0 && last >= 0 && s.chunks[last].FromClient || ev.Pipelined {
+			if last < 0 || !s.chunks[last].FromClient {
+				s.chunks = append(s.chunks, transcript.Chunk{FromClient: true})
+				last = len(s.chunks) - 1
+			}
+			s.chunks[last].Data = append(s.chunks[last].Data, ev.Data...)
+			return
 		}
-		s.chunks = append(s.chunks, transcript.Chunk{FromClient: true, Data: append([]byte(nil), p[:n]...)})
+		s.flushReplies()
+		s.chunks = append(s.chunks, transcript.Chunk{FromClient: true, Data: bytes.Clone(ev.Data)})
+	case smtpd.TraceReply:
+		s.replies = append(s.replies, ev.Data...)
+	case smtpd.TraceTLS:
+		s.flushReplies()
+		if ev.Implicit {
+			// The format's implicit-TLS case starts with the
+			// handshake: a PROXY header before it is left out.
+			s.implicit, s.chunks = true, nil
+			return
+		}
+		s.chunks = append(s.chunks, transcript.Chunk{StartTLS: true})
+	case smtpd.TraceEnd:
+		s.flushReplies()
+		s.eof = clientClosed(ev.Err)
+		s.finish()
 	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
-		s.eof = true
-	}
-	s.mu.Unlock()
-	return n, err
 }
 
-func (c *recConn) Write(p []byte) (int, error) {
-	s := c.s
-	s.mu.Lock()
-	if (c.tlsLayer || !s.inTLS) && !s.closed && len(p) > 0 {
-		s.chunks = append(s.chunks, transcript.Chunk{Data: append([]byte(nil), p...)})
+func (s *recSession) flushReplies() {
+	if len(s.replies) > 0 {
+		s.chunks = append(s.chunks, transcript.Chunk{Data: s.replies})
+		s.replies = nil
 	}
-	s.mu.Unlock()
-	return c.Conn.Write(p)
-}
-
-// endsWith220 reports whether ch is the server's and ends with a 220
-// reply, which STARTTLS's is (RFC 3207 4); replies pipelined before it may
-// come in the same write.
-func endsWith220(ch transcript.Chunk) bool {
-	if ch.FromClient || !bytes.HasSuffix(ch.Data, []byte("\r\n")) {
-		return false
-	}
-	d := ch.Data[:len(ch.Data)-2]
-	return bytes.HasPrefix(d[bytes.LastIndex(d, []byte("\n"))+1:], []byte("220 "))
-}
-
-// Close ends the session's recording and writes it. The library closes
-// the connection as accepted, under any TLS layer, and only once the
-// session is over.
-func (c *recConn) Close() error {
-	err := c.Conn.Close()
-	c.s.once.Do(c.s.finish)
-	return err
 }
 
 // finish writes the session's transcript.
 func (s *recSession) finish() {
 	r := s.r
-	r.mu.Lock()
-	delete(r.live, s.key)
-	r.mu.Unlock()
-	s.mu.Lock()
-	s.closed = true
-	chunks := s.chunks
-	if !s.inTLS && s.tlsMark >= 0 {
-		chunks = chunks[:s.tlsMark] // a handshake that failed: binary noise
-	}
-	implicit, eof := s.implicit, s.eof
-	s.mu.Unlock()
+	chunks, implicit, eof := s.chunks, s.implicit, s.eof
 	if len(chunks) == 0 {
 		return // nothing said: a port scan, a refused handshake
 	}
