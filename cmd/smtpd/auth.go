@@ -24,10 +24,13 @@ type passwords map[string]string
 // lines starting with "#" are skipped. A line that is not of that form
 // stops the program, naming the file and the line, since a typo would
 // otherwise lock a user out with no clue why.
-func loadPasswords(file string) (passwords, error) {
+//
+// flag names the flag in errors: -auth-file, or -http-auth, which reads
+// the same format.
+func loadPasswords(flag, file string) (passwords, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("-auth-file: %v", err)
+		return nil, fmt.Errorf("%s: %v", flag, err)
 	}
 	users := passwords{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -39,19 +42,19 @@ func loadPasswords(file string) (passwords, error) {
 		user, password, ok := strings.Cut(line, ":")
 		switch {
 		case !ok || user == "" || password == "":
-			return nil, fmt.Errorf("-auth-file %s:%d: want user:password", file, n)
+			return nil, fmt.Errorf("%s %s:%d: want user:password", flag, file, n)
 		case strings.TrimSpace(user) != user:
-			return nil, fmt.Errorf("-auth-file %s:%d: user name %q has spaces around it", file, n, user)
+			return nil, fmt.Errorf("%s %s:%d: user name %q has spaces around it", flag, file, n, user)
 		case users[user] != "":
-			return nil, fmt.Errorf("-auth-file %s:%d: user %q is listed twice", file, n, user)
+			return nil, fmt.Errorf("%s %s:%d: user %q is listed twice", flag, file, n, user)
 		}
 		users[user] = password
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("-auth-file %s: %v", file, err)
+		return nil, fmt.Errorf("%s %s: %v", flag, file, err)
 	}
 	if len(users) == 0 {
-		return nil, fmt.Errorf("-auth-file %s: no users", file)
+		return nil, fmt.Errorf("%s %s: no users", flag, file)
 	}
 	return users, nil
 }
@@ -62,16 +65,19 @@ func loadPasswords(file string) (passwords, error) {
 // another user, so a PLAIN authorization identity other than its own user
 // name is refused like a wrong password.
 func (p passwords) authenticate(ctx context.Context, env *smtpd.Envelope, identity, username, password string) error {
-	if identity != "" && identity != username {
+	if identity != "" && identity != username || !p.check(username, password) {
 		return smtpd.ErrAuthFailed
 	}
-	want, ok := p[username]
+	return nil
+}
+
+// check reports whether password is user's, in a time that tells nothing
+// about either: for AUTH, and for -http-auth's HTTP Basic authentication.
+func (p passwords) check(user, password string) bool {
+	want, ok := p[user]
 	// The digests have the same length whatever the passwords, so that
 	// ConstantTimeCompare, which returns at once on different lengths,
 	// tells nothing about the password's length either through its time.
 	got, stored := sha256.Sum256([]byte(password)), sha256.Sum256([]byte(want))
-	if subtle.ConstantTimeCompare(got[:], stored[:]) != 1 || !ok {
-		return smtpd.ErrAuthFailed
-	}
-	return nil
+	return subtle.ConstantTimeCompare(got[:], stored[:]) == 1 && ok
 }

@@ -76,6 +76,12 @@ type config struct {
 
 	record string // -record: write each session as a transcript into this directory
 
+	// The web inbox: where it listens ("" for none), how many messages
+	// it keeps when the store cannot be read back, who may look.
+	http     string // -http
+	httpKeep int    // -http-keep
+	httpAuth string // -http-auth
+
 	logFormat string // -log: "text" or "json"
 	verbose   bool   // -v
 	quiet     bool   // -quiet
@@ -88,6 +94,7 @@ const (
 	defaultMaxRecipients = 100      // RFC 5321 4.5.3.1.8's minimum
 	defaultMaxConns      = 1000
 	defaultTimeout       = 5 * time.Minute // RFC 5321 4.5.3.2.7
+	defaultHTTPKeep      = 1000
 
 	// A stop should not hang on clients, yet a message being received
 	// deserves time to finish; systemd waits 90 s (TimeoutStopSec) before
@@ -169,6 +176,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Var(&cfg.acceptDomains, "accept-domains", "accept mail from unauthenticated clients only for these comma-separated `domains` (patterns with * and ?); others get 550 relay denied")
 
 	fs.StringVar(&cfg.record, "record", "", "write each session into `dir` (created if missing) as a conformance transcript, AUTH passwords masked; see conformance/testdata/README.md")
+	fs.StringVar(&cfg.http, "http", "", "serve a web inbox on `host:port` (e.g. 127.0.0.1:8025): the messages, their parts and the SMTP session of each, and mailpit's JSON API; a non-loopback address needs -http-auth")
+	fs.IntVar(&cfg.httpKeep, "http-keep", defaultHTTPKeep, "with -http, how many of the latest messages the inbox keeps in memory when the store cannot be read back (standard output, -exec, -discard); a Maildir or mbox is read back whole")
+	fs.StringVar(&cfg.httpAuth, "http-auth", "", "with -http, require HTTP Basic authentication by the users in `file`, one user:password a line as in -auth-file")
 	fs.StringVar(&cfg.logFormat, "log", "text", "log `format` on standard error: text or json")
 	fs.BoolVar(&cfg.verbose, "v", false, "log every command line and reply (never message content or AUTH secrets), not only sessions and messages")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "log only errors (for load tests)")
@@ -228,6 +238,10 @@ func (cfg *config) check() error {
 		}
 	}
 
+	if err := cfg.checkHTTP(); err != nil {
+		return err
+	}
+
 	switch cfg.logFormat {
 	case "text", "json":
 	default:
@@ -274,6 +288,41 @@ func (cfg *config) checkSecurity() error {
 		return errors.New("-proxy-trusted: needs -proxy-protocol")
 	}
 	return nil
+}
+
+// checkHTTP checks the web inbox's flags. The inbox shows all the mail,
+// so binding it where others can reach it needs -http-auth.
+func (cfg *config) checkHTTP() error {
+	if cfg.http == "" {
+		switch {
+		case cfg.httpAuth != "":
+			return errors.New("-http-auth: needs -http, the address of the web inbox")
+		case cfg.httpKeep != defaultHTTPKeep:
+			return errors.New("-http-keep: needs -http, the address of the web inbox")
+		}
+		return nil
+	}
+	host, _, err := net.SplitHostPort(cfg.http)
+	if err != nil {
+		return fmt.Errorf("-http %q: want host:port", cfg.http)
+	}
+	if cfg.httpKeep < 1 {
+		return fmt.Errorf("-http-keep %d: keep at least one message", cfg.httpKeep)
+	}
+	if !isLoopback(host) && cfg.httpAuth == "" {
+		return fmt.Errorf("-http %s: not a loopback address, so anyone who reaches it could read the mail: give -http-auth FILE (user:password lines, as -auth-file), or listen on 127.0.0.1", cfg.http)
+	}
+	return nil
+}
+
+// isLoopback reports whether host names this machine's loopback only:
+// "localhost", or a loopback IP address. "" (every address) does not.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func noLimit[T int | int64 | time.Duration](v T) T {

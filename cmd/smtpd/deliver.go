@@ -54,6 +54,10 @@ type deliverer struct {
 	store    store
 	log      *slog.Logger
 	inFlight inFlight
+	// inbox (-http) learns of each message stored, before the client
+	// gets its 250, so that the message is in the inbox by then; nil
+	// without -http.
+	inbox *inbox
 }
 
 // errStoreFailed is the reply to a store's internal error; the error
@@ -68,7 +72,16 @@ func (d *deliverer) ServeSMTP(ctx context.Context, env *smtpd.Envelope, msg io.R
 
 	start := time.Now()
 	cr := &countingReader{r: msg}
-	where, err := d.store.store(ctx, env, &headedReader{header: envelopeHeader(env), r: cr})
+	var r io.Reader = &headedReader{header: envelopeHeader(env), r: cr}
+	var kept *keptCopy
+	if d.inbox != nil && d.inbox.wantsContent() {
+		kept = &keptCopy{}
+		r = io.TeeReader(r, kept)
+	}
+	where, err := d.store.store(ctx, env, r)
+	if err == nil && d.inbox != nil {
+		d.inbox.stored(env, where, kept.bytes())
+	}
 
 	result := "250 stored"
 	level := slog.LevelInfo
@@ -178,6 +191,33 @@ func (h *headedReader) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return h.r.Read(p)
+}
+
+// keptCopy copies what the store reads of a message, for an inbox that
+// keeps messages in memory: up to maxKeptMessage octets, past which it
+// keeps nothing.
+type keptCopy struct {
+	b    bytes.Buffer
+	over bool
+}
+
+func (k *keptCopy) Write(p []byte) (int, error) {
+	switch {
+	case k.over:
+	case k.b.Len()+len(p) > maxKeptMessage:
+		k.over, k.b = true, bytes.Buffer{}
+	default:
+		k.b.Write(p)
+	}
+	return len(p), nil
+}
+
+// bytes returns the copy, nil when there is none or it was too large.
+func (k *keptCopy) bytes() []byte {
+	if k == nil || k.over {
+		return nil
+	}
+	return k.b.Bytes()
 }
 
 type countingReader struct {

@@ -99,7 +99,7 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	}
 	var users passwords
 	if cfg.authFile != "" {
-		if users, err = loadPasswords(cfg.authFile); err != nil {
+		if users, err = loadPasswords("-auth-file", cfg.authFile); err != nil {
 			fmt.Fprintf(stderr, "smtpd: %v\n", err)
 			return exitUsage
 		}
@@ -109,6 +109,13 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	quiet := cfg.quiet || cfg.discard && !cfg.verbose
 	log := newLogger(cfg.logFormat, cfg.verbose, quiet, stderr)
 	d := &deliverer{store: st, log: log}
+	var web *webListener
+	if cfg.http != "" {
+		if d.inbox, web, err = openWeb(cfg, log); err != nil {
+			fmt.Fprintf(stderr, "smtpd: %v\n", err)
+			return exitUsage
+		}
+	}
 	srv := newServer(cfg, log, d, tlsConfig, users)
 	var rec *recorder
 	if cfg.record != "" {
@@ -117,24 +124,36 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 			return exitUsage
 		}
 	}
-	var verbose, recording tracer
+	var verbose, recording, sessions tracer
 	if cfg.verbose {
 		verbose = verboseTracer(log)
 	}
 	if rec != nil {
 		recording = rec.trace
 	}
-	srv.Trace = traceAll(verbose, recording)
+	if d.inbox != nil {
+		sessions = d.inbox.trace
+	}
+	srv.Trace = traceAll(verbose, recording, sessions)
 
 	listeners, err := listen(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "smtpd: %v\n", err)
+		web.close()
 		return exitUsage
 	}
 	if fingerprint != "" {
 		// Printed whatever the log level: a client needs it to pin the
 		// certificate.
 		fmt.Fprintf(stderr, "smtpd: self-signed certificate for %s sha256=%s\n", cfg.hostname, fingerprint)
+	}
+	if web != nil {
+		// Printed before the listening lines, which tests wait for.
+		if cfg.logFormat == "json" {
+			slog.New(slog.NewJSONHandler(stderr, nil)).Info("inbox", "url", web.url)
+		} else {
+			fmt.Fprintf(stderr, "smtpd: inbox on %s\n", web.url)
+		}
 	}
 	for _, l := range listeners {
 		// Tests and scripts read this line to learn the port of
@@ -151,7 +170,10 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 
 	// Serve every listener; the first to fail for a reason other than
 	// shutdown stops the others.
-	serveErr := make(chan error, len(listeners))
+	serveErr := make(chan error, len(listeners)+1)
+	if web != nil {
+		go func() { serveErr <- web.serve() }()
+	}
 	for _, l := range listeners {
 		go func(l listener) {
 			if l.tls {
@@ -180,6 +202,7 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	// after Close cancelled it, rolled back) before the process exits, so
 	// that no file is left half-written.
 	d.inFlight.wait()
+	web.close()
 	return status
 }
 
