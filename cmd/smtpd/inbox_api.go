@@ -95,7 +95,7 @@ func intParam(s string, def int) (int, error) {
 // messageJSON is GET /api/v1/message/{ID} (mailpit's Message), with the
 // envelope and what was wrong with the message besides.
 type messageJSON struct {
-	*summaryJSON
+	summaryJSON
 	ReplyTo     []address
 	Bcc         []address
 	ReturnPath  string
@@ -123,7 +123,7 @@ func (ws *webServer) apiMessage(w http.ResponseWriter, r *http.Request) {
 	ws.inbox.mu.RLock()
 	sum := summarize(e)
 	ws.inbox.mu.RUnlock()
-	writeJSON(w, messageJSON{summaryJSON: sum, ReplyTo: nonNil(v.ReplyTo), Bcc: nonNil(v.Bcc),
+	writeJSON(w, messageJSON{summaryJSON: *sum, ReplyTo: nonNil(v.ReplyTo), Bcc: nonNil(v.Bcc),
 		ReturnPath: e.ReversePath, Text: v.Text, HTML: v.HTML,
 		Inline: nonNil(v.Inline), Attachments: nonNil(v.Attachments), Headers: headerMap(v.Header),
 		Envelope: envelopeJSON{ReversePath: e.ReversePath, ForwardPaths: nonNil(e.ForwardPaths)},

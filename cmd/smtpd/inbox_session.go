@@ -57,6 +57,7 @@ type sessionLog struct {
 	tls     bool   // TLS has started
 	auth    string // the identity AUTH established
 	message string // the message being received
+	command int    // the index of the last command's event, -1 before one
 	ids     []string
 	ended   bool
 }
@@ -103,7 +104,7 @@ func (s *sessions) end(ids ...string) {
 
 // trace is the inbox's part of Server.Trace.
 func (in *inbox) trace(remote, local net.Addr) func(*smtpd.TraceEvent) {
-	l := &sessionLog{start: time.Now(), remote: addrText(remote), local: addrText(local)}
+	l := &sessionLog{start: time.Now(), remote: addrText(remote), local: addrText(local), command: -1}
 	return func(ev *smtpd.TraceEvent) { in.sessions.record(l, ev) }
 }
 
@@ -153,14 +154,14 @@ func (s *sessions) record(l *sessionLog, ev *smtpd.TraceEvent) {
 	}
 }
 
-// add appends the row for ev, merged with the last when it continues it:
-// the state change a command made, more octets of content.
+// add appends the row for ev, or merges it into the row it completes:
+// the state change a command made (which follows the command's reply) goes
+// to the command's row, more octets of content to the content's.
 func (l *sessionLog) add(ev *smtpd.TraceEvent) {
 	last := len(l.events) - 1
 	switch {
-	case ev.Kind == smtpd.TraceState && last >= 0 && l.events[last].Kind == "command" &&
-		l.events[last].Verb == ev.Verb && l.events[last].Next == "":
-		l.events[last].Next = ev.Next
+	case ev.Kind == smtpd.TraceState && l.command >= 0 && l.events[l.command].Verb == ev.Verb && l.events[l.command].Next == "":
+		l.events[l.command].Next = ev.Next
 		return
 	case ev.Kind == smtpd.TraceContent && last >= 0 && l.events[last].Kind == "content":
 		l.events[last].Size += int64(len(ev.Data))
@@ -185,6 +186,9 @@ func (l *sessionLog) add(ev *smtpd.TraceEvent) {
 	}
 	if ev.Err != nil {
 		e.Err = l.keepText(ev.Err.Error())
+	}
+	if ev.Kind == smtpd.TraceCommand {
+		l.command = len(l.events)
 	}
 	l.events = append(l.events, e)
 }
