@@ -95,6 +95,16 @@ func TestBadConfiguration(t *testing.T) {
 		{[]string{"-auth-file", filepath.Join(dir, "missing")}, []string{"-auth-file", "missing"}},
 		{[]string{"-auth-file", badUsers}, []string{"-auth-file", badUsers + ":3", "user:password"}},
 		{[]string{"-auth-file", noUsers}, []string{"-auth-file", noUsers, "no users"}},
+		{[]string{"-http", "nonsense"}, []string{"-http", "nonsense", "host:port"}},
+		{[]string{"-http", "0.0.0.0:0"}, []string{"-http", "0.0.0.0:0", "loopback", "-http-auth"}},
+		{[]string{"-http", ":0"}, []string{"-http", "loopback", "-http-auth"}},
+		{[]string{"-http", busy.Addr().String()}, []string{"-http", "address already in use"}},
+		{[]string{"-http", "127.0.0.1:0", "-http-keep", "0"}, []string{"-http-keep", "at least one"}},
+		{[]string{"-http-keep", "5"}, []string{"-http-keep", "needs -http"}},
+		{[]string{"-http-auth", badUsers}, []string{"-http-auth", "needs -http"}},
+		{[]string{"-http", "127.0.0.1:0", "-http-auth", filepath.Join(dir, "missing")}, []string{"-http-auth", "missing"}},
+		{[]string{"-http", "127.0.0.1:0", "-http-auth", badUsers}, []string{"-http-auth", badUsers + ":3", "user:password"}},
+		{[]string{"-http", "127.0.0.1:0", "-maildir", file}, []string{"-maildir", file}},
 		{[]string{"-proxy-protocol"}, []string{"-proxy-protocol", "-proxy-trusted"}},
 		{[]string{"-proxy-trusted", "10.0.0.1"}, []string{"-proxy-trusted", "-proxy-protocol"}},
 		{[]string{"-proxy-protocol", "-proxy-trusted", "10.0.0.300"}, []string{"-proxy-trusted", "10.0.0.300"}},
@@ -151,7 +161,7 @@ func TestHelp(t *testing.T) {
 		"delivery-timeout", "shutdown-timeout", "deny-hosts", "allow-hosts",
 		"deny-senders", "deny-recipients", "accept-domains", "log", "v",
 		"tls-cert", "tls-key", "tls-self-signed", "tls-addr", "auth-file", "auth-insecure", "auth-required",
-		"lmtp", "proxy-protocol", "proxy-trusted", "greet-delay", "pipelining-sync"} {
+		"lmtp", "proxy-protocol", "proxy-trusted", "greet-delay", "pipelining-sync", "http", "http-keep", "http-auth"} {
 		if fs.Lookup(name) == nil {
 			t.Errorf("no flag -%s", name)
 		}

@@ -56,6 +56,7 @@ type inbox struct {
 	src       source
 	keep      int   // most messages held in memory, for a memory source
 	keepBytes int64 // most octets held in memory, for a memory source
+	viewMax   int   // the largest message decoded to be shown
 	log       *slog.Logger
 	events    *eventHub
 	sessions  *sessions
@@ -73,7 +74,7 @@ const memoryKeepBytes = 256 << 20
 // newInbox returns the inbox of the store cfg names, its index read from
 // what the store holds.
 func newInbox(cfg *config, log *slog.Logger) (*inbox, error) {
-	in := &inbox{keep: cfg.httpKeep, keepBytes: memoryKeepBytes, log: log, events: newEventHub(),
+	in := &inbox{keep: cfg.httpKeep, keepBytes: memoryKeepBytes, viewMax: maxViewSize, log: log, events: newEventHub(),
 		sessions: newSessions(), byID: map[string]*entry{}}
 	switch {
 	case cfg.maildir != "":

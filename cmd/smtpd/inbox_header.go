@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/mail"
+	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -127,14 +128,26 @@ var wordDecoder = &mime.WordDecoder{CharsetReader: func(charset string, r io.Rea
 }}
 
 // decodeText decodes a field of unstructured text, such as Subject
-// (RFC 2047 encoded-words); an encoded-word it cannot decode is left as it
-// is. RFC 6532 allows UTF-8 in fields; other 8-bit octets become U+FFFD.
+// (RFC 2047 encoded-words). When one encoded-word cannot be decoded (an
+// unknown charset, bad base64), the others still are, one by one, and it
+// is left as it is. RFC 6532 allows UTF-8 in fields; other 8-bit octets
+// become U+FFFD.
 func decodeText(s string) string {
 	if d, err := wordDecoder.DecodeHeader(s); err == nil {
 		s = d
+	} else {
+		s = encodedWord.ReplaceAllStringFunc(s, func(w string) string {
+			if d, err := wordDecoder.Decode(w); err == nil {
+				return d
+			}
+			return w
+		})
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
+
+// encodedWord matches an RFC 2047 2 encoded-word: =?charset?encoding?text?=.
+var encodedWord = regexp.MustCompile(`=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=`)
 
 // address is a mailbox of an address field, as mailpit's API writes it.
 type address struct {

@@ -7,9 +7,9 @@ import (
 	"strings"
 )
 
-// maxViewSize is the largest message the inbox parses to show: a larger
-// one is listed, and its raw source can be downloaded, but it is not
-// decoded for a page.
+// maxViewSize is the largest message the inbox parses to show (its
+// viewMax): a larger one is listed, and its raw source can be
+// downloaded, but it is not decoded for a page.
 const maxViewSize = 64 << 20
 
 // messageView is a message decoded for the message page and the API.
@@ -44,8 +44,8 @@ func (in *inbox) view(e *entry) (*messageView, error) {
 		return nil, err
 	}
 	v := &messageView{entry: e}
-	if len(raw) > maxViewSize {
-		v.Errors = []string{fmt.Sprintf("the message is %d octets, more than the %d the inbox decodes; its raw source is complete", len(raw), maxViewSize)}
+	if len(raw) > in.viewMax {
+		v.Errors = []string{fmt.Sprintf("the message is %d octets, more than the %d the inbox decodes; its raw source is complete", len(raw), in.viewMax)}
 		v.Header = parseHeaderOnly(raw)
 		return v, nil
 	}
