@@ -48,7 +48,8 @@
     var tr = document.createElement('tr');
     tr.dataset.id = m.ID;
     tr.className = 'unread live';
-    cell(tr, m.From.Name || m.From.Address);
+    var from = cell(tr, m.From.Name || m.From.Address);
+    if (!from.textContent) span(from, 'note', '(no From)');
     cell(tr, (m.To || []).map(address).join(', '));
     var subject = cell(tr, '');
     var a = document.createElement('a');
