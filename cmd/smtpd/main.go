@@ -32,6 +32,12 @@
 //
 //	go run ./cmd/smtpd -hostname mx.test -record /tmp/rec
 //
+// -http serves a web inbox: the messages the store holds (or, for the
+// stores that cannot be read back, the last -http-keep in memory), their
+// parts, the SMTP session that delivered each, and mailpit's JSON API:
+//
+//	go run ./cmd/smtpd -maildir /tmp/mail -http 127.0.0.1:8025
+//
 // Behind a proxy that sends the PROXY protocol, -proxy-protocol with
 // -proxy-trusted takes the client's address from it; -lmtp speaks LMTP
 // (RFC 2033), for a delivery agent's tests.
