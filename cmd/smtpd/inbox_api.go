@@ -130,20 +130,39 @@ func (ws *webServer) apiMessage(w http.ResponseWriter, r *http.Request) {
 		Errors:   nonNil(v.Errors)})
 }
 
-// viewOf returns the message of the request's {id} and its view, or
-// answers 404 or 500 and returns a nil view.
-func (ws *webServer) viewOf(w http.ResponseWriter, r *http.Request, markRead bool) (*entry, *messageView) {
+// entryOf returns the message of the request's {id}, or answers 404 and
+// returns nil.
+func (ws *webServer) entryOf(w http.ResponseWriter, r *http.Request, markRead bool) *entry {
 	e := ws.inbox.get(r.PathValue("id"), markRead)
 	if e == nil {
 		http.Error(w, "no message "+r.PathValue("id"), http.StatusNotFound)
+	}
+	return e
+}
+
+// rawOf returns the message of the request's {id} as the store holds it,
+// or answers 404 or 500 and returns nil.
+func (ws *webServer) rawOf(w http.ResponseWriter, r *http.Request, markRead bool) (*entry, []byte) {
+	e := ws.entryOf(w, r, markRead)
+	if e == nil {
 		return nil, nil
 	}
-	v, err := ws.inbox.view(e)
+	raw, err := ws.inbox.raw(e)
 	if err != nil {
 		ws.storeError(w, err)
 		return nil, nil
 	}
-	return e, v
+	return e, raw
+}
+
+// viewOf returns the message of the request's {id} and its view, or
+// answers 404 or 500 and returns a nil view.
+func (ws *webServer) viewOf(w http.ResponseWriter, r *http.Request, markRead bool) (*entry, *messageView) {
+	e, raw := ws.rawOf(w, r, markRead)
+	if e == nil {
+		return nil, nil
+	}
+	return e, ws.inbox.decode(e, raw)
 }
 
 // storeError answers a request whose message the store could not read.
@@ -174,14 +193,8 @@ func (ws *webServer) apiHeaders(w http.ResponseWriter, r *http.Request) {
 
 // apiRaw is the message as the store holds it; ?dl=1 downloads it.
 func (ws *webServer) apiRaw(w http.ResponseWriter, r *http.Request) {
-	e := ws.inbox.get(r.PathValue("id"), false)
+	e, raw := ws.rawOf(w, r, false)
 	if e == nil {
-		http.Error(w, "no message "+r.PathValue("id"), http.StatusNotFound)
-		return
-	}
-	raw, err := ws.inbox.raw(e)
-	if err != nil {
-		ws.storeError(w, err)
 		return
 	}
 	h := w.Header()
@@ -198,14 +211,8 @@ func (ws *webServer) apiRaw(w http.ResponseWriter, r *http.Request) {
 // opened in the browser must not run as a page of the inbox. Its declared
 // type is kept only when it is one a browser shows without running it.
 func (ws *webServer) apiPart(w http.ResponseWriter, r *http.Request) {
-	e := ws.inbox.get(r.PathValue("id"), false)
+	e, raw := ws.rawOf(w, r, false)
 	if e == nil {
-		http.Error(w, "no message "+r.PathValue("id"), http.StatusNotFound)
-		return
-	}
-	raw, err := ws.inbox.raw(e)
-	if err != nil {
-		ws.storeError(w, err)
 		return
 	}
 	p := parseMIME(raw).part(r.PathValue("part"))
@@ -251,10 +258,9 @@ func safePartType(p *mimePart) string {
 // apiSession is the session that delivered the message: its events, each
 // command's with a link to the state table's row that decided it.
 func (ws *webServer) apiSession(w http.ResponseWriter, r *http.Request) {
-	e := ws.inbox.get(r.PathValue("id"), false)
+	e := ws.entryOf(w, r, false)
 	switch {
 	case e == nil:
-		http.Error(w, "no message "+r.PathValue("id"), http.StatusNotFound)
 	case e.session == nil:
 		http.Error(w, "no session is known for message "+e.ID+": it was stored before this process started", http.StatusNotFound)
 	default:

@@ -53,27 +53,35 @@ func newWebServer(in *inbox, log *slog.Logger, users passwords, host string) *we
 	ws := &webServer{inbox: in, log: log, users: users, host: host, mux: http.NewServeMux()}
 	ws.pages = template.Must(template.New("").Funcs(templateFuncs).ParseFS(inboxFiles, "inbox/*.html"))
 	static, _ := fs.Sub(inboxFiles, "inbox")
-	m := ws.mux
-	m.HandleFunc("GET /{$}", ws.pageList)
-	m.HandleFunc("GET /message/{id}", ws.pageMessage)
-	m.HandleFunc("GET /message/{id}/html", ws.serveHTML)
-	m.HandleFunc("GET /message/{id}/session", ws.pageSession)
-	m.HandleFunc("POST /message/{id}/delete", ws.formDelete)
-	m.HandleFunc("POST /delete-all", ws.formDeleteAll)
-	m.HandleFunc("GET /state-table", ws.pageStateTable)
-	m.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	routes := []struct {
+		pattern string
+		handler http.HandlerFunc
+	}{
+		{"GET /{$}", ws.pageList},
+		{"GET /message/{id}", ws.pageMessage},
+		{"GET /message/{id}/html", ws.serveHTML},
+		{"GET /message/{id}/session", ws.pageSession},
+		{"POST /message/{id}/delete", ws.formDelete},
+		{"POST /delete-all", ws.formDeleteAll},
+		{"GET /state-table", ws.pageStateTable},
+		{"GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)).ServeHTTP},
 
-	// mailpit's paths (https://mailpit.axllent.org/docs/api-v1/), so that
-	// scripts written for it work here; /session is this program's own.
-	m.HandleFunc("GET /api/v1/messages", ws.apiList)
-	m.HandleFunc("GET /api/v1/search", ws.apiList)
-	m.HandleFunc("DELETE /api/v1/messages", ws.apiDelete)
-	m.HandleFunc("GET /api/v1/message/{id}", ws.apiMessage)
-	m.HandleFunc("GET /api/v1/message/{id}/headers", ws.apiHeaders)
-	m.HandleFunc("GET /api/v1/message/{id}/raw", ws.apiRaw)
-	m.HandleFunc("GET /api/v1/message/{id}/part/{part}", ws.apiPart)
-	m.HandleFunc("GET /api/v1/message/{id}/session", ws.apiSession)
-	m.HandleFunc("GET /api/v1/events", ws.serveEvents)
+		// mailpit's paths (https://mailpit.axllent.org/docs/api-v1/), so
+		// that scripts written for it work here; /session is this
+		// program's own.
+		{"GET /api/v1/messages", ws.apiList},
+		{"GET /api/v1/search", ws.apiList},
+		{"DELETE /api/v1/messages", ws.apiDelete},
+		{"GET /api/v1/message/{id}", ws.apiMessage},
+		{"GET /api/v1/message/{id}/headers", ws.apiHeaders},
+		{"GET /api/v1/message/{id}/raw", ws.apiRaw},
+		{"GET /api/v1/message/{id}/part/{part}", ws.apiPart},
+		{"GET /api/v1/message/{id}/session", ws.apiSession},
+		{"GET /api/v1/events", ws.serveEvents},
+	}
+	for _, rt := range routes {
+		ws.mux.HandleFunc(rt.pattern, rt.handler)
+	}
 	return ws
 }
 

@@ -117,11 +117,20 @@ type messagePage struct {
 	Session bool
 }
 
-// pageMessage is GET /message/{id}.
-func (ws *webServer) pageMessage(w http.ResponseWriter, r *http.Request) {
-	e := ws.inbox.get(r.PathValue("id"), true)
+// pageEntry returns the message of the request's {id}, or shows a page
+// that says there is none and returns nil.
+func (ws *webServer) pageEntry(w http.ResponseWriter, r *http.Request, markRead bool) *entry {
+	e := ws.inbox.get(r.PathValue("id"), markRead)
 	if e == nil {
 		ws.pageError(w, http.StatusNotFound, "There is no message "+r.PathValue("id")+" (deleted?).")
+	}
+	return e
+}
+
+// pageMessage is GET /message/{id}.
+func (ws *webServer) pageMessage(w http.ResponseWriter, r *http.Request) {
+	e := ws.pageEntry(w, r, true)
+	if e == nil {
 		return
 	}
 	v, err := ws.inbox.view(e)
@@ -195,9 +204,8 @@ type sessionPage struct {
 
 // pageSession is GET /message/{id}/session.
 func (ws *webServer) pageSession(w http.ResponseWriter, r *http.Request) {
-	e := ws.inbox.get(r.PathValue("id"), false)
+	e := ws.pageEntry(w, r, false)
 	if e == nil {
-		ws.pageError(w, http.StatusNotFound, "There is no message "+r.PathValue("id")+" (deleted?).")
 		return
 	}
 	p := sessionPage{Title: "Session of " + e.ID, M: e, Known: e.session != nil}

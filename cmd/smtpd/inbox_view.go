@@ -43,11 +43,16 @@ func (in *inbox) view(e *entry) (*messageView, error) {
 	if err != nil {
 		return nil, err
 	}
+	return in.decode(e, raw), nil
+}
+
+// decode decodes message e, raw as the store holds it.
+func (in *inbox) decode(e *entry, raw []byte) *messageView {
 	v := &messageView{entry: e}
 	if len(raw) > in.viewMax {
 		v.Errors = []string{fmt.Sprintf("the message is %d octets, more than the %d the inbox decodes; its raw source is complete", len(raw), in.viewMax)}
 		v.Header = parseHeaderOnly(raw)
-		return v, nil
+		return v
 	}
 	v.mime = parseMIME(raw)
 	v.Errors = append(v.Errors, v.mime.Errors...)
@@ -57,7 +62,7 @@ func (in *inbox) view(e *entry) (*messageView, error) {
 	v.ReplyTo = parseAddresses(v.mime.Header.get("Reply-To"))
 	v.Bcc = parseAddresses(v.mime.Header.get("Bcc"))
 	v.readParts()
-	return v, nil
+	return v
 }
 
 // readParts decodes the leaves: the text parts become Text (all of them,
