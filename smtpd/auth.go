@@ -99,7 +99,7 @@ func (c *conn) auth(arg string) bool {
 		if err != nil {
 			c.authFailures++
 			c.reply(c.replyFor("AuthMechanism", err))
-			if limit := limitOf(c.srv.MaxAuthFailures, defaultMaxAuthFailures); limit > 0 && c.authFailures >= limit {
+			if limit := limitOf(c.srv.MaxAuthFailures, DefaultMaxAuthFailures); limit > 0 && c.authFailures >= limit {
 				c.replyAndClose(replyAuthFailures)
 			}
 			return false
@@ -112,7 +112,7 @@ func (c *conn) auth(arg string) bool {
 		}
 		// RFC 4954 4: "334" SP [base64]; the response is one line.
 		c.reply(&Reply{Code: 334, Text: base64.StdEncoding.EncodeToString(challenge)})
-		c.in.setDeadline(deadlineIn(limitOf(c.srv.CommandTimeout, defaultCommandTimeout)), 0, false)
+		c.in.setDeadline(deadlineIn(limitOf(c.srv.CommandTimeout, DefaultCommandTimeout)), 0, false)
 		line, bad, rerr := c.readLine(maxAuthLine)
 		if c.tracer != nil && len(c.raw) > 0 {
 			k++

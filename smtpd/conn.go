@@ -366,7 +366,7 @@ func isLetter(b byte) bool { return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
 // session while it waits: not between the chunks of a message, where the
 // message's deadline (MessageTimeout) holds as well.
 func (c *conn) waitCommand(idle bool) {
-	timeout := limitOf(c.srv.CommandTimeout, defaultCommandTimeout)
+	timeout := limitOf(c.srv.CommandTimeout, DefaultCommandTimeout)
 	if c.state == stateRefused {
 		timeout = min(timeout, refusedTimeout)
 		if timeout == 0 {
@@ -388,7 +388,7 @@ func (c *conn) readCommandLine() (line []byte, bad *Reply, err error) {
 	}
 	// AUTH with an initial response may be longer than other commands
 	// (RFC 4954 4).
-	limit := limitOf(c.srv.MaxCommandLength, defaultMaxCommand)
+	limit := limitOf(c.srv.MaxCommandLength, DefaultMaxCommandLength)
 	if limit == 0 {
 		limit = math.MaxInt // as configured: no limit
 	}
@@ -664,7 +664,7 @@ func isProtocolError(code int) bool {
 }
 
 func (c *conn) tooManyErrors() bool {
-	limit := limitOf(c.srv.MaxErrors, defaultMaxErrors)
+	limit := limitOf(c.srv.MaxErrors, DefaultMaxErrors)
 	if c.state == stateRefused {
 		limit = refusedCommandLimit
 	}
@@ -676,7 +676,7 @@ func (c *conn) flush() error {
 	if c.bw == nil {
 		return nil
 	}
-	return c.flushBy(deadlineIn(limitOf(c.srv.CommandTimeout, defaultCommandTimeout)))
+	return c.flushBy(deadlineIn(limitOf(c.srv.CommandTimeout, DefaultCommandTimeout)))
 }
 
 // flushBy writes the queued replies by deadline and, once they are all

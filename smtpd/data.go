@@ -28,8 +28,8 @@ func (c *conn) data(arg string) bool {
 		return false
 	}
 	c.startMessage()
-	c.dr.reset(c.br, limitOf(srv.MaxMessageBytes, defaultMaxMessageBytes),
-		limitOf(srv.MaxLineLength, defaultMaxLineLength), srv.AcceptBareLineEnds)
+	c.dr.reset(c.br, limitOf(srv.MaxMessageBytes, DefaultMaxMessageBytes),
+		limitOf(srv.MaxLineLength, DefaultMaxLineLength), srv.AcceptBareLineEnds)
 	if c.tracer != nil {
 		c.dr.tee = func(b []byte) { c.traceOctets(TraceContent, b) }
 	}
@@ -49,7 +49,7 @@ func (c *conn) data(arg string) bool {
 // startMessage sets the deadlines for reading a message: each read within
 // DataTimeout, the whole within MessageTimeout from now.
 func (c *conn) startMessage() {
-	c.msgDeadline = deadlineIn(limitOf(c.srv.MessageTimeout, defaultMessageTimeout))
+	c.msgDeadline = deadlineIn(limitOf(c.srv.MessageTimeout, DefaultMessageTimeout))
 	c.resumeMessage()
 }
 
@@ -57,7 +57,7 @@ func (c *conn) startMessage() {
 // startMessage: after the commands between two BDAT chunks, the whole
 // message is still due at the same time, however many chunks it comes in.
 func (c *conn) resumeMessage() {
-	c.in.setDeadline(c.msgDeadline, limitOf(c.srv.DataTimeout, defaultDataTimeout), false)
+	c.in.setDeadline(c.msgDeadline, limitOf(c.srv.DataTimeout, DefaultDataTimeout), false)
 }
 
 // deliver hands the message read from src to the Handler, after the
@@ -68,7 +68,7 @@ func (c *conn) deliver(env *Envelope, src io.Reader) []error {
 	srv := c.srv
 	ctx, cancel := context.WithCancel(c.ctx)
 	c.msg.c, c.msg.data, c.msg.cancel, c.msg.received = c, src, cancel, false
-	c.msg.timeout = limitOf(srv.DeliveryTimeout, defaultDeliveryTimeout)
+	c.msg.timeout = limitOf(srv.DeliveryTimeout, DefaultDeliveryTimeout)
 	c.msg.prefix = nil
 	if !srv.DisableReceived {
 		c.msg.prefix = c.appendReceived(c.msg.buf[:0], env, time.Now())

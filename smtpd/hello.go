@@ -76,7 +76,7 @@ func (c *conn) hello(arg string, esmtp, lhlo bool) bool {
 func (c *conn) extensions() []string {
 	srv := c.srv
 	size := "SIZE"
-	if limit := limitOf(srv.MaxMessageBytes, defaultMaxMessageBytes); limit > 0 {
+	if limit := limitOf(srv.MaxMessageBytes, DefaultMaxMessageBytes); limit > 0 {
 		size += " " + strconv.FormatInt(limit, 10) // RFC 1870 4
 	}
 	lines := []string{

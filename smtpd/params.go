@@ -33,7 +33,7 @@ func (c *conn) mailParams(env *Envelope, params Params) *Reply {
 		if !ok {
 			return replyParamSyntax
 		}
-		if limit := limitOf(c.srv.MaxMessageBytes, defaultMaxMessageBytes); limit > 0 && size > uint64(limit) {
+		if limit := limitOf(c.srv.MaxMessageBytes, DefaultMaxMessageBytes); limit > 0 && size > uint64(limit) {
 			return replySizeTooBig
 		}
 	}

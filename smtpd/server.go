@@ -36,8 +36,9 @@ type Server struct {
 	Addr string
 
 	// Hostname is the server's name in the greeting, the EHLO reply and
-	// the Received field. Empty means os.Hostname, or "localhost" when
-	// that fails.
+	// the Received field (see [ValidHostname]). Empty means
+	// [DefaultHostname]: os.Hostname, or "localhost" when that is no
+	// domain name.
 	Hostname string
 
 	// Banner is the text after "220 <Hostname> ESMTP" (or LMTP) in the
@@ -318,25 +319,28 @@ type Server struct {
 	perIP      map[netip.Addr]int // active connections by client address
 }
 
-// Defaults for the fields whose zero value means "the default".
+// The defaults of the fields whose zero value means "the default",
+// exported so that a program's flags can show them.
 const (
-	defaultMaxMessageBytes = 32 << 20
-	defaultMaxRecipients   = 100
-	defaultMaxLineLength   = 1000
-	defaultMaxCommand      = 512
-	defaultMaxLocalPart    = 64
-	defaultMaxDomain       = 255
-	defaultMaxPath         = 256
-	defaultMaxConnections  = 1000
-	defaultMaxConnsPerIP   = 50
-	defaultMaxErrors       = 10
-	defaultCommandTimeout  = 5 * time.Minute
-	defaultDataTimeout     = 3 * time.Minute
-	defaultMessageTimeout  = 30 * time.Minute
-	defaultDeliveryTimeout = 5 * time.Minute
-	defaultTLSHandshake    = 30 * time.Second
-	defaultMaxAuthFailures = 3
+	DefaultMaxMessageBytes     = 32 << 20
+	DefaultMaxRecipients       = 100
+	DefaultMaxLineLength       = 1000
+	DefaultMaxCommandLength    = 512
+	DefaultMaxLocalPart        = 64
+	DefaultMaxDomain           = 255
+	DefaultMaxPath             = 256
+	DefaultMaxConnections      = 1000
+	DefaultMaxConnectionsPerIP = 50
+	DefaultMaxErrors           = 10
+	DefaultCommandTimeout      = 5 * time.Minute
+	DefaultDataTimeout         = 3 * time.Minute
+	DefaultMessageTimeout      = 30 * time.Minute
+	DefaultDeliveryTimeout     = 5 * time.Minute
+	DefaultTLSHandshakeTimeout = 30 * time.Second
+	DefaultMaxAuthFailures     = 3
+)
 
+const (
 	// A refused client (CheckConnection) may send this many commands
 	// besides QUIT, for at most refusedTimeout, before it is cut off.
 	refusedCommandLimit = 3
@@ -631,7 +635,7 @@ func (srv *Server) admit(client netip.Addr) *Reply {
 	if srv.shuttingDown() {
 		return replyShuttingDown
 	}
-	if limit := limitOf(srv.MaxConnections, defaultMaxConnections); limit > 0 && srv.active >= limit {
+	if limit := limitOf(srv.MaxConnections, DefaultMaxConnections); limit > 0 && srv.active >= limit {
 		return replyTooManyConns
 	}
 	if r := srv.countClient(client); r != nil {
@@ -680,8 +684,8 @@ func (srv *Server) maxConnsPerIP(client netip.Addr) int {
 	if srv.MaxConnectionsPerIP == 0 && client.IsLoopback() {
 		return 0 // the default spares this machine's own clients
 	}
-	limit := limitOf(srv.MaxConnectionsPerIP, defaultMaxConnsPerIP)
-	if all := limitOf(srv.MaxConnections, defaultMaxConnections); srv.MaxConnectionsPerIP == 0 && all > 0 {
+	limit := limitOf(srv.MaxConnectionsPerIP, DefaultMaxConnectionsPerIP)
+	if all := limitOf(srv.MaxConnections, DefaultMaxConnections); srv.MaxConnectionsPerIP == 0 && all > 0 {
 		limit = min(limit, max(all/2, 1))
 	}
 	return limit
@@ -791,19 +795,28 @@ func (srv *Server) greetingLine(r *Reply) []byte {
 
 func (srv *Server) hostname() string {
 	srv.hostOnce.Do(func() {
-		srv.host = srv.Hostname
-		if srv.host == "" {
-			if h, err := os.Hostname(); err == nil && isDomain(h) {
-				srv.host = h
-			} else {
-				srv.host = "localhost"
-			}
-		}
+		srv.host = orString(srv.Hostname, DefaultHostname())
 		var b [6]byte
 		rand.Read(b[:])
 		srv.idPrefix = hex.EncodeToString(b[:])
 	})
 	return srv.host
+}
+
+// DefaultHostname is the name a Server with no Hostname gives itself: the
+// machine's host name when it is a domain name, else "localhost".
+func DefaultHostname() string {
+	if h, err := os.Hostname(); err == nil && isDomain(h) {
+		return h
+	}
+	return "localhost"
+}
+
+// ValidHostname reports whether name can be a Server's Hostname, as the
+// greeting and the EHLO reply give it (RFC 5321 4.1.1.1, 4.3.1): a domain
+// name or an address literal.
+func ValidHostname(name string) bool {
+	return len(name) <= DefaultMaxDomain && (isDomain(name) || isAddressLiteral(name))
 }
 
 // newID returns a message ID unique within this process: a random prefix
