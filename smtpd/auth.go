@@ -281,34 +281,3 @@ func (a *loginAuth) Next(ctx context.Context, response []byte) ([]byte, string, 
 	}
 	return nil, a.username, true, nil
 }
-
-// decodeXtext decodes xtext (RFC 3461 4): printable ASCII but "+" and "=",
-// and "+" followed by two upper-case hex digits for any octet.
-func decodeXtext(s string) (string, bool) {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '+':
-			if i+2 >= len(s) || !isUpperHex(s[i+1]) || !isUpperHex(s[i+2]) {
-				return "", false
-			}
-			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
-			i += 2
-		case c < '!' || c > '~' || c == '=':
-			return "", false
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String(), true
-}
-
-func isUpperHex(c byte) bool { return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' }
-
-func unhex(c byte) byte {
-	if c <= '9' {
-		return c - '0'
-	}
-	return c - 'A' + 10
-}

@@ -154,4 +154,3 @@ func sortedKeys(m map[string]bool) string {
 }
 
 func joinComma(s []string) string { return strings.Join(s, ", ") }
-
