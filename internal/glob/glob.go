@@ -50,4 +50,3 @@ func Match(p, s string) bool {
 	}
 	return pi == len(p)
 }
-

@@ -35,7 +35,6 @@ func TestMatch(t *testing.T) {
 	}
 }
 
-
 // FuzzMatch: Match never panics, "*" matches anything, and an ASCII
 // pattern without wildcards matches itself in upper case.
 func FuzzMatch(f *testing.F) {
