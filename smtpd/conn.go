@@ -224,11 +224,8 @@ func (c *conn) dispatch(line []byte) {
 		c.traceDecision(verb, rule, g, refusal)
 	}
 	switch {
-	case refusal != nil && (verb == "BDAT" || verb == "BDAT LAST"):
-		c.refuseChunk(arg, refusal)
-		return
 	case refusal != nil:
-		c.reply(refusal)
+		refuse(c, verb, arg, refusal)
 		return
 	case rule.reply != nil:
 		c.reply(rule.reply)
