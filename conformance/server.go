@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"smtpd/internal/glob"
 	"smtpd/internal/transcript"
 	"smtpd/smtpd"
 )
@@ -161,7 +162,7 @@ func configure(srv *smtpd.Server, rec *Recorder, f transcript.Field) error {
 		if !ok {
 			return errors.New(`want "NAME -> MEMBER, MEMBER"`)
 		}
-		g := glob(strings.TrimSpace(name))
+		g := pattern(strings.TrimSpace(name))
 		var list []string
 		for _, m := range strings.Split(members, ",") {
 			if m = strings.TrimSpace(m); m != "" {
@@ -321,7 +322,7 @@ func parseAnswer(v string) (answer, error) {
 }
 
 type matcher struct {
-	glob   glob
+	glob   pattern
 	answer answer
 }
 
@@ -332,37 +333,14 @@ func parseMatcher(v string) (matcher, error) {
 		return matcher{}, fmt.Errorf("want GLOB ANSWER, got %q", v)
 	}
 	a, err := parseAnswer(strings.TrimSpace(rest))
-	return matcher{glob(g), a}, err
+	return matcher{pattern(g), a}, err
 }
 
-// glob is a pattern where "*" matches any run of characters and "?" one;
-// matching ignores ASCII case, as addresses' domains do (RFC 5321 2.4).
-type glob string
+// pattern is a pattern of internal/glob: "*" any run of characters, "?"
+// one, ignoring case.
+type pattern string
 
-func (g glob) match(s string) bool {
-	p, s := strings.ToLower(string(g)), strings.ToLower(s)
-	// Iterative matching with one backtrack point, linear in practice.
-	pi, si, star, mark := 0, 0, -1, 0
-	for si < len(s) {
-		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == s[si]):
-			pi++
-			si++
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, si
-			pi++
-		case star >= 0:
-			pi, mark = star+1, mark+1
-			si = mark
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && p[pi] == '*' {
-		pi++
-	}
-	return pi == len(p)
-}
+func (p pattern) match(s string) bool { return glob.Match(string(p), s) }
 
 // Recorder is a Handler that keeps every message it reads to its end, and
 // then answers as the header's "handler" key says. A message whose reading

@@ -71,9 +71,7 @@ func (c *conn) auth(arg string) bool {
 		return false
 	}
 	if c.tracer != nil {
-		defer func() {
-			c.trace(TraceEvent{Kind: TraceAuth, Mechanism: strings.ToUpper(name), Identity: c.authIdentity})
-		}()
+		defer c.traceAuth(strings.ToUpper(name))
 	}
 	var response []byte // nil: no initial response
 	if hasInitial {
@@ -97,11 +95,7 @@ func (c *conn) auth(arg string) bool {
 			return err
 		})
 		if err != nil {
-			c.authFailures++
-			c.reply(c.replyFor("AuthMechanism", err))
-			if limit := limitOf(c.srv.MaxAuthFailures, defaultMaxAuthFailures); limit > 0 && c.authFailures >= limit {
-				c.replyAndClose(replyAuthFailures)
-			}
+			c.authFailed(err)
 			return false
 		}
 		if done {
@@ -112,29 +106,52 @@ func (c *conn) auth(arg string) bool {
 		}
 		// RFC 4954 4: "334" SP [base64]; the response is one line.
 		c.reply(&Reply{Code: 334, Text: base64.StdEncoding.EncodeToString(challenge)})
-		c.in.setDeadline(deadlineIn(limitOf(c.srv.CommandTimeout, defaultCommandTimeout)), 0, false)
-		line, bad, rerr := c.readLine(maxAuthLine)
-		if c.tracer != nil && len(c.raw) > 0 {
-			k++
-			c.traceOctets(TraceResponse, maskLine(c.raw, 0, strings.ToUpper(name), k))
-		}
-		switch {
-		case rerr != nil:
-			c.readFailed(rerr)
-			return false
-		case bad == replyCommandTooLong:
-			c.reply(replyAuthLineTooLong)
-			return false
-		case bad != nil:
-			c.reply(bad)
-			return false
-		}
+		k++
 		var r *Reply
-		if response, r = decodeAuthResponse(string(line)); r != nil {
-			c.reply(r)
+		if response, r = c.readAuthResponse(strings.ToUpper(name), k); r != nil {
+			if c.state != stateDone {
+				c.reply(r)
+			}
 			return false
 		}
 	}
+}
+
+// traceAuth reports the end of an AUTH exchange with mechanism mech.
+func (c *conn) traceAuth(mech string) {
+	c.trace(TraceEvent{Kind: TraceAuth, Mechanism: mech, Identity: c.authIdentity})
+}
+
+// authFailed refuses an AUTH exchange with the mechanism's error, and
+// ends the session after MaxAuthFailures of them.
+func (c *conn) authFailed(err error) {
+	c.authFailures++
+	c.reply(c.replyFor("AuthMechanism", err))
+	if limit := limitOf(c.srv.MaxAuthFailures, DefaultMaxAuthFailures); limit > 0 && c.authFailures >= limit {
+		c.replyAndClose(replyAuthFailures)
+	}
+}
+
+// readAuthResponse reads and decodes the client's k-th response in an
+// exchange of mechanism mech, within CommandTimeout. It returns the reply
+// that ends the exchange instead when the line breaks a rule, and ends the
+// session when the read fails.
+func (c *conn) readAuthResponse(mech string, k int) ([]byte, *Reply) {
+	c.in.setDeadline(deadlineIn(limitOf(c.srv.CommandTimeout, DefaultCommandTimeout)), 0, false)
+	line, bad, err := c.readLine(maxAuthLine)
+	if c.tracer != nil && len(c.raw) > 0 {
+		c.traceOctets(TraceResponse, maskLine(c.raw, 0, mech, k))
+	}
+	switch {
+	case err != nil:
+		c.readFailed(err)
+		return nil, replyAuthCancelled // not sent: the session is over
+	case bad == replyCommandTooLong:
+		return nil, replyAuthLineTooLong
+	case bad != nil:
+		return nil, bad
+	}
+	return decodeAuthResponse(string(line))
 }
 
 // MaskedSecret stands for a secret in the AUTH exchanges that a trace
@@ -280,35 +297,4 @@ func (a *loginAuth) Next(ctx context.Context, response []byte) ([]byte, string, 
 		return nil, "", true, err
 	}
 	return nil, a.username, true, nil
-}
-
-// decodeXtext decodes xtext (RFC 3461 4): printable ASCII but "+" and "=",
-// and "+" followed by two upper-case hex digits for any octet.
-func decodeXtext(s string) (string, bool) {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '+':
-			if i+2 >= len(s) || !isUpperHex(s[i+1]) || !isUpperHex(s[i+2]) {
-				return "", false
-			}
-			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
-			i += 2
-		case c < '!' || c > '~' || c == '=':
-			return "", false
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String(), true
-}
-
-func isUpperHex(c byte) bool { return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' }
-
-func unhex(c byte) byte {
-	if c <= '9' {
-		return c - '0'
-	}
-	return c - 'A' + 10
 }

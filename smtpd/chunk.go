@@ -58,7 +58,7 @@ func (c *conn) bdat(arg string) bool {
 		return true
 	}
 	env := c.env
-	r := &chunkReader{c: c, left: size, last: last, max: limitOf(c.srv.MaxMessageBytes, defaultMaxMessageBytes)}
+	r := &chunkReader{c: c, left: size, last: last, max: limitOf(c.srv.MaxMessageBytes, DefaultMaxMessageBytes)}
 	c.chunks = r
 	defer func() { c.chunks = nil }()
 	c.startMessage()

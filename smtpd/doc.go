@@ -35,34 +35,61 @@
 // One file per topic; a reader checking this package against the RFCs
 // finds each rule here, cited by section where it is applied:
 //
-//	RFC 5321 2.3.8 (only CRLF ends a line)  conn.go (command lines), datareader.go (message data)
-//	RFC 5321 3.1, 4.3.1 (greeting)          conn.go (greet); server.go (421 to a connection over the limits)
+//	RFC 5321 2.3.8 (only CRLF ends a line)  lines.go (command lines), datareader.go (message data)
+//	RFC 5321 3.1, 4.3.1 (greeting)          greeting.go; limits.go (421 to a connection over the limits)
 //	RFC 5321 3.3, 4.1.4 (command order)     state.go, the one table every command is looked up in
-//	RFC 5321 3.8 (421, closing)             server.go (Shutdown, Close)
-//	RFC 5321 4.1.1 (command syntax)         conn.go (splitCommand, readLine)
+//	RFC 5321 3.8 (421, closing)             shutdown.go (Shutdown, Close)
+//	RFC 5321 4.1.1 (command syntax)         conn.go (step, dispatch, splitCommand), lines.go (readLine)
 //	RFC 5321 4.1.1.1 HELO, EHLO             hello.go
 //	RFC 5321 4.1.1.2, 4.1.1.3 MAIL, RCPT    mail.go; their parameters in params.go
-//	RFC 5321 4.1.1.4 DATA, 4.5.2 dot lines  data.go (the command, delivery); datareader.go (the data)
+//	RFC 5321 4.1.1.4 DATA, 4.5.2 dot lines  data.go (the command); datareader.go (the data)
 //	RFC 5321 4.1.1.5 to 4.1.1.10, 3.5, 7.3  commands.go: RSET, VRFY, EXPN, HELP, NOOP, QUIT
 //	RFC 5321 4.1.2, 4.1.3 (paths)           path.go
-//	RFC 5321 4.2 (replies)                  reply.go
-//	RFC 5321 4.2.5 (250 after delivery)     data.go, handler.go
-//	RFC 5321 4.4 (Received)                 data.go (appendReceived)
-//	RFC 5321 4.5.3.1 (size limits)          server.go (the fields), conn.go, path.go, datareader.go
-//	RFC 5321 4.5.3.2 (timeouts)             server.go (the fields), conn.go (deadlines)
+//	RFC 5321 4.2 (replies)                  reply.go; STATE-TABLE.md lists every reply sent
+//	RFC 5321 4.2.5 (250 after delivery)     deliver.go, handler.go
+//	RFC 5321 4.4 (Received)                 received.go
+//	RFC 5321 4.5.3.1 (size limits)          server.go (the fields), lines.go, path.go, datareader.go
+//	RFC 5321 4.5.3.2 (timeouts)             server.go (the fields), lines.go (deadlines)
 //	RFC 1870 SIZE                           params.go (the parameter), datareader.go (552 past it)
-//	RFC 2033 LMTP                           hello.go (LHLO), data.go (a reply per recipient), handler.go
+//	RFC 2033 LMTP                           hello.go (LHLO), deliver.go (a reply per recipient), handler.go
 //	RFC 2034, RFC 3463 (enhanced codes)     reply.go
-//	RFC 2920 PIPELINING                     state.go (a verb's place in a group), conn.go (unsynchronized; replies written when the reader waits)
+//	RFC 2920 PIPELINING                     state.go (a verb's place in a group), conn.go (unsynchronized), lines.go (replies written when the reader waits)
 //	RFC 3030 CHUNKING, BINARYMIME           chunk.go; BODY=BINARYMIME in params.go, DATA after it in state.go (guards)
 //	RFC 3207 STARTTLS                       tls.go; 503 under TLS and 530 before it (RequireTLS) in state.go (guards)
-//	RFC 3461 DSN parameters                 params.go; xtext in auth.go
-//	RFC 3848 (Received "with")              data.go (protocol)
+//	RFC 3461 DSN parameters                 params.go, with xtext
+//	RFC 3848 (Received "with")              received.go (protocol)
 //	RFC 4954 AUTH, RFC 4616 PLAIN           auth.go; the AUTH= parameter in params.go; 503, 538 and 530 in state.go (guards)
 //	RFC 6152 8BITMIME                       params.go
-//	RFC 6531 SMTPUTF8                       path.go (UTF-8 addresses), params.go, data.go (UTF8SMTP)
-//	RFC 8314 implicit TLS                   server.go (ServeTLS, ListenAndServeTLS), tls.go (handshake)
-//	PROXY protocol v1, v2                   proxy.go
+//	RFC 6531 SMTPUTF8                       path.go (UTF-8 addresses), params.go, received.go (UTF8SMTP)
+//	RFC 8314 implicit TLS                   listen.go (ServeTLS, ListenAndServeTLS), tls.go (handshake)
+//	PROXY protocol v1, v2                   proxy.go; the header's parser in internal/proxyproto
+//	Following a session (Server.Trace)      trace.go
+//
+// # Reading it
+//
+// For someone learning SMTP, LEARN.md in this directory walks through one
+// whole session, reply by reply, with the state after each and the
+// conformance transcripts that show each rule. For someone auditing the
+// package, the order that follows a session: server.go (the fields and
+// their defaults), listen.go and limits.go (a connection arrives),
+// conn.go (the session: serve, step, dispatch), greeting.go, lines.go
+// and reply.go (reading lines, writing replies), state.go (the table),
+// then each command's file: hello.go, mail.go with path.go and params.go,
+// data.go with datareader.go, chunk.go, deliver.go and received.go,
+// commands.go, tls.go, auth.go; last shutdown.go and trace.go.
+//
+// A message in BDAT chunks (RFC 3030) is read without a goroutine of its
+// own. The first chunk's command calls the Handler, whose reads drain the
+// chunk; at the chunk's end the reader answers 250 and runs the same
+// command loop as the session (step), until the next BDAT announces more
+// octets for the Handler, or BDAT LAST ends the message, or a command
+// ends the transaction (RSET, HELO, EHLO, QUIT) and the Handler reads an
+// error:
+//
+//	session: step -> dispatch -> bdat (first chunk) -> deliver -> Handler
+//	Handler: Read -> chunk octets ... end of chunk -> 250
+//	         -> step -> dispatch -> bdat (next chunk: announce only) -> back to Read
+//	         ... BDAT LAST chunk read -> io.EOF -> Handler returns -> 250 for the message
 //
 // # Serving
 //

@@ -111,7 +111,9 @@ func (c *client) send(s string) {
 func (c *client) cmd(line string) { c.t.Helper(); c.send(line + "\r\n") }
 
 // readReply reads one reply, all its lines, and returns its lines without
-// CRLF. It fails the test on a malformed line.
+// CRLF. It fails the test on a malformed line: unlike net/textproto's
+// ReadResponse, it takes a bare LF for one, which the server must never
+// send (RFC 5321 2.3.8).
 func (c *client) readReply() []string {
 	c.t.Helper()
 	var lines []string

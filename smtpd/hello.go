@@ -1,6 +1,9 @@
 package smtpd
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // HELO, EHLO (RFC 5321 4.1.1.1) and LMTP's LHLO (RFC 2033 4.1): the client
 // names itself and, with EHLO or LHLO, learns which extensions it may use.
@@ -76,7 +79,7 @@ func (c *conn) hello(arg string, esmtp, lhlo bool) bool {
 func (c *conn) extensions() []string {
 	srv := c.srv
 	size := "SIZE"
-	if limit := limitOf(srv.MaxMessageBytes, defaultMaxMessageBytes); limit > 0 {
+	if limit := limitOf(srv.MaxMessageBytes, DefaultMaxMessageBytes); limit > 0 {
 		size += " " + strconv.FormatInt(limit, 10) // RFC 1870 4
 	}
 	lines := []string{
@@ -97,4 +100,17 @@ func (c *conn) extensions() []string {
 		lines = append(lines, "AUTH "+names) // RFC 4954 3
 	}
 	return lines
+}
+
+// parseHelloArg parses the argument of HELO or EHLO: a Domain or an
+// address-literal (RFC 5321 4.1.1.1), returned as sent. Trailing spaces are
+// ignored, as after a path; anything else after the domain is an error.
+func parseHelloArg(arg string) (string, error) {
+	d := strings.TrimRight(arg, " ")
+	// RFC 6531 3.7.1: EHLO comes before SMTPUTF8 can be negotiated, so the
+	// domain is ASCII (A-labels). RFC 5321 4.5.3.1.2: at most 255 octets.
+	if d == "" || len(d) > 255 || hasNonASCII(d) || !(isDomain(d) || isAddressLiteral(d)) {
+		return "", replyHelloSyntax
+	}
+	return d, nil
 }

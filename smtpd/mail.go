@@ -69,7 +69,7 @@ func (c *conn) rcpt(arg string) bool {
 		c.reply(err.(*Reply))
 		return false
 	}
-	if limit := limitOf(c.srv.MaxRecipients, defaultMaxRecipients); limit > 0 && len(env.Recipients) >= limit {
+	if limit := limitOf(c.srv.MaxRecipients, DefaultMaxRecipients); limit > 0 && len(env.Recipients) >= limit {
 		c.reply(replyTooManyRecipients) // RFC 5321 4.5.3.1.10
 		return false
 	}
@@ -117,8 +117,8 @@ func (c *conn) newEnvelope() *Envelope {
 func (c *conn) pathLimits() pathLimits {
 	srv := c.srv
 	return pathLimits{
-		localPart: limitOf(srv.MaxLocalPart, defaultMaxLocalPart),
-		domain:    limitOf(srv.MaxDomain, defaultMaxDomain),
-		path:      limitOf(srv.MaxPath, defaultMaxPath),
+		localPart: limitOf(srv.MaxLocalPart, DefaultMaxLocalPart),
+		domain:    limitOf(srv.MaxDomain, DefaultMaxDomain),
+		path:      limitOf(srv.MaxPath, DefaultMaxPath),
 	}
 }

@@ -33,7 +33,7 @@ func (c *conn) mailParams(env *Envelope, params Params) *Reply {
 		if !ok {
 			return replyParamSyntax
 		}
-		if limit := limitOf(c.srv.MaxMessageBytes, defaultMaxMessageBytes); limit > 0 && size > uint64(limit) {
+		if limit := limitOf(c.srv.MaxMessageBytes, DefaultMaxMessageBytes); limit > 0 && size > uint64(limit) {
 			return replySizeTooBig
 		}
 	}
@@ -143,4 +143,90 @@ func isAtom(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// decodeXtext decodes xtext (RFC 3461 4): printable ASCII but "+" and "=",
+// and "+" followed by two upper-case hex digits for any octet.
+func decodeXtext(s string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '+':
+			if i+2 >= len(s) || !isUpperHex(s[i+1]) || !isUpperHex(s[i+2]) {
+				return "", false
+			}
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+		case c < '!' || c > '~' || c == '=':
+			return "", false
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), true
+}
+
+func isUpperHex(c byte) bool { return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' }
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c - 'A' + 10
+}
+
+// parseParamList parses a list of esmtp-param separated by one or more SP
+// (RFC 5321 4.1.2), ASCII only unless utf8ok is set (RFC 6531 3.3:
+// esmtp-value =/ UTF8-non-ascii). Spaces before the first and after the
+// last are ignored; an empty list gives nil. Which keywords are known is
+// for the caller to decide.
+func parseParamList(s string, utf8ok bool) (Params, error) {
+	var params Params
+	i := 0
+	for {
+		for i < len(s) && s[i] == ' ' {
+			i++
+		}
+		if i == len(s) {
+			return params, nil
+		}
+		// esmtp-param = esmtp-keyword ["=" esmtp-value]
+		// esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
+		start := i
+		if !isLetDig(s[i]) {
+			return nil, replyParamSyntax
+		}
+		for i < len(s) && (isLetDig(s[i]) || s[i] == '-') {
+			i++
+		}
+		keyword := strings.ToUpper(s[start:i]) // no allocation when already upper case
+		value := ""
+		if i < len(s) && s[i] == '=' {
+			// esmtp-value = 1*(%d33-60 / %d62-126): not empty, no "=".
+			i++
+			start = i
+			for i < len(s) && s[i] != ' ' {
+				if c := s[i]; c >= '!' && c <= '~' && c != '=' {
+					i++
+				} else if i = skipUTF8(s, i); i < 0 || !utf8ok {
+					return nil, replyParamSyntax
+				}
+			}
+			if i == start {
+				return nil, replyParamSyntax
+			}
+			value = s[start:i]
+		}
+		if i < len(s) && s[i] != ' ' {
+			return nil, replyParamSyntax
+		}
+		if _, dup := params[keyword]; dup {
+			return nil, replyParamDuplicate
+		}
+		if params == nil {
+			params = make(Params)
+		}
+		params[keyword] = value
+	}
 }

@@ -140,20 +140,27 @@ func parsePathArg(arg string, rcpt bool, lim pathLimits) (Path, Params, error) {
 		}
 	}
 
-	// The whole path first, then its parts: RFC 5321 4.5.3.1.10 gives
-	// "501 Path too long", and a part over its own limit is a mailbox name
-	// the server does not allow (553). With the RFC's limits a domain over
-	// 255 octets always makes the path too long.
-	if lim.path > 0 && n > lim.path {
-		return Path{}, nil, &Reply{Code: 501, Enhanced: enhanced, Text: "Path too long"}
-	}
-	if lim.localPart > 0 && len(p.LocalPart) > lim.localPart {
-		return Path{}, nil, &Reply{Code: 553, Enhanced: enhanced, Text: "Mailbox name not allowed: local-part too long"}
-	}
-	if lim.domain > 0 && len(p.Domain) > lim.domain {
-		return Path{}, nil, &Reply{Code: 553, Enhanced: enhanced, Text: "Mailbox name not allowed: domain too long"}
+	if err := lim.check(p, n, enhanced); err != nil {
+		return Path{}, nil, err
 	}
 	return p, params, nil
+}
+
+// check applies the size limits to p, a path of n octets: the whole path
+// first, then its parts. RFC 5321 4.5.3.1.10 gives "501 Path too long",
+// and a part over its own limit is a mailbox name the server does not
+// allow (553). With the RFC's limits a domain over 255 octets always
+// makes the path too long.
+func (lim pathLimits) check(p Path, n int, enhanced string) error {
+	switch {
+	case lim.path > 0 && n > lim.path:
+		return &Reply{Code: 501, Enhanced: enhanced, Text: "Path too long"}
+	case lim.localPart > 0 && len(p.LocalPart) > lim.localPart:
+		return &Reply{Code: 553, Enhanced: enhanced, Text: "Mailbox name not allowed: local-part too long"}
+	case lim.domain > 0 && len(p.Domain) > lim.domain:
+		return &Reply{Code: 553, Enhanced: enhanced, Text: "Mailbox name not allowed: domain too long"}
+	}
+	return nil
 }
 
 // scanPath parses the Path (or "<>" when rcpt is false, "<Postmaster>" when
@@ -177,23 +184,9 @@ func scanPath(s string, rcpt bool) (p Path, n int, reason string) {
 	}
 
 	// Path = "<" [ A-d-l ":" ] Mailbox ">"
-	// A-d-l = At-domain *( "," At-domain ); At-domain = "@" Domain
 	route := i < len(s) && s[i] == '@'
-	for i < len(s) && s[i] == '@' {
-		j := i + 1
-		for j < len(s) && s[j] != ',' && s[j] != ':' && s[j] != '>' {
-			j++
-		}
-		if j == len(s) || s[j] == '>' || !isDomain(s[i+1:j]) {
-			return Path{}, 0, "invalid source route"
-		}
-		i = j + 1
-		if s[j] == ':' {
-			break
-		}
-		if i == len(s) || s[i] != '@' { // "," must be followed by At-domain
-			return Path{}, 0, "invalid source route"
-		}
+	if i = scanRoute(s, i); i < 0 {
+		return Path{}, 0, "invalid source route"
 	}
 
 	// Mailbox = Local-part "@" ( Domain / address-literal )
@@ -218,29 +211,63 @@ func scanPath(s string, rcpt bool) (p Path, n int, reason string) {
 		return Path{}, 0, "invalid local-part"
 	}
 	i++
-	start = i
+	end, reason := scanDomainPart(s, i)
+	if reason != "" {
+		return Path{}, 0, reason
+	}
+	return Path{LocalPart: local, Domain: s[i:end]}, end + 1, ""
+}
+
+// scanRoute skips a source route, A-d-l ":" (RFC 5321 4.1.2), at s[i],
+// and returns the index after it: i when there is none, -1 when it is
+// invalid. A-d-l = At-domain *( "," At-domain ); At-domain = "@" Domain.
+// The server ignores the route (RFC 5321 4.1.1.2, appendix C).
+func scanRoute(s string, i int) int {
+	for i < len(s) && s[i] == '@' {
+		j := i + 1
+		for j < len(s) && s[j] != ',' && s[j] != ':' && s[j] != '>' {
+			j++
+		}
+		if j == len(s) || s[j] == '>' || !isDomain(s[i+1:j]) {
+			return -1
+		}
+		i = j + 1
+		if s[j] == ':' {
+			break
+		}
+		if i == len(s) || s[i] != '@' { // "," must be followed by At-domain
+			return -1
+		}
+	}
+	return i
+}
+
+// scanDomainPart scans the part of a Mailbox after its "@", Domain or
+// address-literal (RFC 5321 4.1.2), and the ">" that must end the path,
+// at s[i]. It returns the index of the ">", or a reason.
+func scanDomainPart(s string, i int) (end int, reason string) {
 	if i < len(s) && s[i] == '[' {
 		// No form of address-literal contains "]", so the first one ends it.
 		j := strings.IndexByte(s[i:], ']')
 		if j < 0 || !isAddressLiteral(s[i:i+j+1]) {
-			return Path{}, 0, "invalid address literal"
+			return 0, "invalid address literal"
 		}
 		i += j + 1
 	} else {
 		// A Domain never contains ">", so the first one ends it.
 		j := strings.IndexByte(s[i:], '>')
 		if j < 0 {
-			return Path{}, 0, "missing closing angle bracket"
+			return 0, "missing closing angle bracket"
 		}
 		if !isDomain(s[i : i+j]) {
-			return Path{}, 0, "invalid domain"
+			return 0, "invalid domain"
 		}
 		i += j
 	}
 	if i == len(s) || s[i] != '>' {
-		return Path{}, 0, "missing closing angle bracket"
+		return 0, "missing closing angle bracket"
 	}
-	return Path{LocalPart: local, Domain: s[start:i]}, i + 1, ""
+	return i, ""
 }
 
 // scanLocalPart scans Local-part = Dot-string / Quoted-string from s[i]
@@ -351,74 +378,6 @@ func isAddressLiteral(s string) bool {
 	// erratum 4315 asks for; an IPv4 tail is fine, a zone is not.
 	ip, err := netip.ParseAddr(value)
 	return err == nil && ip.Is6() && ip.Zone() == ""
-}
-
-// parseParamList parses a list of esmtp-param separated by one or more SP
-// (RFC 5321 4.1.2), ASCII only unless utf8ok is set (RFC 6531 3.3:
-// esmtp-value =/ UTF8-non-ascii). Spaces before the first and after the
-// last are ignored; an empty list gives nil. Which keywords are known is
-// for the caller to decide.
-func parseParamList(s string, utf8ok bool) (Params, error) {
-	var params Params
-	i := 0
-	for {
-		for i < len(s) && s[i] == ' ' {
-			i++
-		}
-		if i == len(s) {
-			return params, nil
-		}
-		// esmtp-param = esmtp-keyword ["=" esmtp-value]
-		// esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
-		start := i
-		if !isLetDig(s[i]) {
-			return nil, replyParamSyntax
-		}
-		for i < len(s) && (isLetDig(s[i]) || s[i] == '-') {
-			i++
-		}
-		keyword := strings.ToUpper(s[start:i]) // no allocation when already upper case
-		value := ""
-		if i < len(s) && s[i] == '=' {
-			// esmtp-value = 1*(%d33-60 / %d62-126): not empty, no "=".
-			i++
-			start = i
-			for i < len(s) && s[i] != ' ' {
-				if c := s[i]; c >= '!' && c <= '~' && c != '=' {
-					i++
-				} else if i = skipUTF8(s, i); i < 0 || !utf8ok {
-					return nil, replyParamSyntax
-				}
-			}
-			if i == start {
-				return nil, replyParamSyntax
-			}
-			value = s[start:i]
-		}
-		if i < len(s) && s[i] != ' ' {
-			return nil, replyParamSyntax
-		}
-		if _, dup := params[keyword]; dup {
-			return nil, replyParamDuplicate
-		}
-		if params == nil {
-			params = make(Params)
-		}
-		params[keyword] = value
-	}
-}
-
-// parseHelloArg parses the argument of HELO or EHLO: a Domain or an
-// address-literal (RFC 5321 4.1.1.1), returned as sent. Trailing spaces are
-// ignored, as after a path; anything else after the domain is an error.
-func parseHelloArg(arg string) (string, error) {
-	d := strings.TrimRight(arg, " ")
-	// RFC 6531 3.7.1: EHLO comes before SMTPUTF8 can be negotiated, so the
-	// domain is ASCII (A-labels). RFC 5321 4.5.3.1.2: at most 255 octets.
-	if d == "" || len(d) > 255 || hasNonASCII(d) || !(isDomain(d) || isAddressLiteral(d)) {
-		return "", replyHelloSyntax
-	}
-	return d, nil
 }
 
 // isLetDig reports whether c is a Let-dig = ALPHA / DIGIT.

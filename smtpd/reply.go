@@ -164,3 +164,66 @@ var (
 	replyPregreet       = &Reply{Code: 554, Text: "SMTP protocol synchronization error: input sent before the greeting, closing connection"}
 	replyNotSMTP        = &Reply{Code: 554, Enhanced: "5.5.1", Text: "Not an SMTP command, closing connection"}
 )
+
+func orReply(r, def *Reply) *Reply {
+	if r != nil {
+		return r
+	}
+	return def
+}
+
+// reply queues a reply. It is sent when the server next waits for the
+// client (connReader.Read), so the replies to a pipelined group of commands
+// leave in one write (RFC 2920 3.2).
+func (c *conn) reply(r *Reply) {
+	if isProtocolError(r.code()) {
+		c.errors++
+	}
+	c.out = r.appendLine(c.out[:0], c.esmtp, ' ')
+	c.send(append(c.out, "\r\n"...), r.code())
+}
+
+// replyLines queues a multiline reply (RFC 5321 4.2.1): every line but the
+// last has a hyphen after the code. esc says whether the lines carry an
+// enhanced code; the EHLO reply does not (RFC 2034 3).
+func (c *conn) replyLines(code int, enhanced string, esc bool, lines []string) {
+	c.out = c.out[:0]
+	for i, text := range lines {
+		sep := byte('-')
+		if i == len(lines)-1 {
+			sep = ' '
+		}
+		r := Reply{Code: code, Enhanced: enhanced, Text: text}
+		c.out = append(r.appendLine(c.out, esc, sep), "\r\n"...)
+	}
+	c.send(c.out, code)
+}
+
+// send queues a formatted reply, all its lines with their CRLF.
+func (c *conn) send(b []byte, code int) {
+	c.write(b)
+	if c.tracer != nil {
+		c.trace(TraceEvent{Kind: TraceReply, Data: b, Code: code})
+	}
+}
+
+// replyAndClose sends r now and ends the session.
+func (c *conn) replyAndClose(r *Reply) {
+	c.reply(r)
+	c.flush()
+	c.state = stateDone
+}
+
+// isProtocolError reports whether a reply code says the client broke the
+// protocol (syntax or sequence), as opposed to a refusal by policy.
+func isProtocolError(code int) bool {
+	return code >= 500 && code <= 504 || code == 555
+}
+
+func (c *conn) tooManyErrors() bool {
+	limit := limitOf(c.srv.MaxErrors, DefaultMaxErrors)
+	if c.state == stateRefused {
+		limit = refusedCommandLimit
+	}
+	return limit > 0 && c.errors >= limit
+}

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -36,8 +35,9 @@ type Server struct {
 	Addr string
 
 	// Hostname is the server's name in the greeting, the EHLO reply and
-	// the Received field. Empty means os.Hostname, or "localhost" when
-	// that fails.
+	// the Received field (see [ValidHostname]). Empty means
+	// [DefaultHostname]: os.Hostname, or "localhost" when that is no
+	// domain name.
 	Hostname string
 
 	// Banner is the text after "220 <Hostname> ESMTP" (or LMTP) in the
@@ -318,25 +318,28 @@ type Server struct {
 	perIP      map[netip.Addr]int // active connections by client address
 }
 
-// Defaults for the fields whose zero value means "the default".
+// The defaults of the fields whose zero value means "the default",
+// exported so that a program's flags can show them.
 const (
-	defaultMaxMessageBytes = 32 << 20
-	defaultMaxRecipients   = 100
-	defaultMaxLineLength   = 1000
-	defaultMaxCommand      = 512
-	defaultMaxLocalPart    = 64
-	defaultMaxDomain       = 255
-	defaultMaxPath         = 256
-	defaultMaxConnections  = 1000
-	defaultMaxConnsPerIP   = 50
-	defaultMaxErrors       = 10
-	defaultCommandTimeout  = 5 * time.Minute
-	defaultDataTimeout     = 3 * time.Minute
-	defaultMessageTimeout  = 30 * time.Minute
-	defaultDeliveryTimeout = 5 * time.Minute
-	defaultTLSHandshake    = 30 * time.Second
-	defaultMaxAuthFailures = 3
+	DefaultMaxMessageBytes     = 32 << 20
+	DefaultMaxRecipients       = 100
+	DefaultMaxLineLength       = 1000
+	DefaultMaxCommandLength    = 512
+	DefaultMaxLocalPart        = 64
+	DefaultMaxDomain           = 255
+	DefaultMaxPath             = 256
+	DefaultMaxConnections      = 1000
+	DefaultMaxConnectionsPerIP = 50
+	DefaultMaxErrors           = 10
+	DefaultCommandTimeout      = 5 * time.Minute
+	DefaultDataTimeout         = 3 * time.Minute
+	DefaultMessageTimeout      = 30 * time.Minute
+	DefaultDeliveryTimeout     = 5 * time.Minute
+	DefaultTLSHandshakeTimeout = 30 * time.Second
+	DefaultMaxAuthFailures     = 3
+)
 
+const (
 	// A refused client (CheckConnection) may send this many commands
 	// besides QUIT, for at most refusedTimeout, before it is cut off.
 	refusedCommandLimit = 3
@@ -366,417 +369,6 @@ func limitOf[T int | int64 | time.Duration](v, def T) T {
 	return v
 }
 
-// ListenAndServe listens on srv.Addr and serves connections on it. It always
-// returns a non-nil error; after Shutdown or Close, ErrServerClosed.
-func (srv *Server) ListenAndServe() error {
-	return srv.listenAndServe(":25", nil)
-}
-
-// ListenAndServeTLS is ListenAndServe with implicit TLS (RFC 8314): every
-// connection starts with a TLS handshake, before the greeting. certFile and
-// keyFile name PEM files with the certificate chain and its key; when both
-// are empty, TLSConfig must hold the certificate.
-func (srv *Server) ListenAndServeTLS(certFile, keyFile string) error {
-	config, err := srv.tlsConfigFor(certFile, keyFile)
-	if err != nil {
-		return err
-	}
-	return srv.listenAndServe(":465", config)
-}
-
-func (srv *Server) listenAndServe(defaultAddr string, config *tls.Config) error {
-	if srv.shuttingDown() {
-		return ErrServerClosed
-	}
-	l, err := net.Listen("tcp", orString(srv.Addr, defaultAddr))
-	if err != nil {
-		return err
-	}
-	return srv.serve(l, config)
-}
-
-// Serve accepts connections on l and serves each in its own goroutine.
-// Serve closes l when it returns. It always returns a non-nil error; after
-// Shutdown or Close, ErrServerClosed.
-func (srv *Server) Serve(l net.Listener) error {
-	return srv.serve(l, nil)
-}
-
-// ServeTLS is Serve with implicit TLS (RFC 8314) on every connection; see
-// ListenAndServeTLS for certFile and keyFile.
-func (srv *Server) ServeTLS(l net.Listener, certFile, keyFile string) error {
-	config, err := srv.tlsConfigFor(certFile, keyFile)
-	if err != nil {
-		l.Close()
-		return err
-	}
-	return srv.serve(l, config)
-}
-
-// tlsConfigFor returns a copy of TLSConfig with the certificate from
-// certFile and keyFile added, as net/http's ServeTLS does.
-func (srv *Server) tlsConfigFor(certFile, keyFile string) (*tls.Config, error) {
-	config := &tls.Config{}
-	if srv.TLSConfig != nil {
-		config = srv.TLSConfig.Clone()
-	}
-	if certFile != "" || keyFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, err
-		}
-		config.Certificates = append(config.Certificates, cert)
-	}
-	if !canServeTLS(config) {
-		return nil, errors.New("smtpd: TLS needs a certificate: none in TLSConfig, no certFile and keyFile")
-	}
-	return config, nil
-}
-
-// serve is Serve; config, when set, starts each connection with a TLS
-// handshake.
-func (srv *Server) serve(l net.Listener, config *tls.Config) error {
-	if !srv.trackListener(&l, true) {
-		l.Close()
-		return ErrServerClosed
-	}
-	defer srv.trackListener(&l, false)
-	defer l.Close()
-
-	var backoff time.Duration // after a temporary Accept error, as net/http does
-	for {
-		rwc, err := l.Accept()
-		if err != nil {
-			if srv.shuttingDown() {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isResourceError(err) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				srv.logError("accept failed; retrying", "error", err, "delay", backoff)
-				time.Sleep(backoff)
-				continue
-			}
-			return err
-		}
-		backoff = 0
-		// The limits are checked before anything is set up for a
-		// session, so that a flood of connections beyond them costs
-		// little more than the accept.
-		client, _ := addrIP(rwc.RemoteAddr())
-		if srv.proxyTrusted(client) {
-			// The client is the one the PROXY header names; the
-			// session counts it once it has read the header.
-			client = netip.Addr{}
-		}
-		if r := srv.admit(client); r != nil {
-			srv.refuse(rwc, r, config != nil)
-			continue
-		}
-		if srv.WrapConn != nil {
-			rwc = srv.WrapConn(rwc)
-		}
-		c := srv.newConn(rwc)
-		c.implicitTLS = config
-		if config != nil {
-			c.closer = nil // nothing in the clear before the handshake
-		}
-		c.client = client
-		if !srv.register(c) {
-			// Shutdown or Close came after admit: not served.
-			srv.release(c)
-			rwc.Close()
-			c.free()
-			continue
-		}
-		go c.serve()
-	}
-}
-
-// Shutdown stops the server gracefully, as net/http's Server.Shutdown
-// does. It closes the listeners; it ends every session that is waiting for
-// a command, which gets "421 4.3.2" (RFC 5321 3.8); and it waits for the
-// others, those in the middle of a message, its delivery, an AUTH exchange
-// or a TLS handshake, to finish it: each gets 421 when it next waits for a
-// command. It returns nil when every session has ended.
-//
-// When ctx ends first, Shutdown returns ctx's error and leaves the
-// sessions still running as they are: a message being delivered may still
-// be acknowledged, since its Handler has not been told to stop. To end them,
-// call [Server.Close]; a program that stops usually calls Shutdown with a
-// deadline, then Close.
-//
-// Shutdown sends nothing itself: each session writes its own 421, within a
-// short deadline, so a client that does not read delays neither Shutdown
-// nor the other sessions.
-func (srv *Server) Shutdown(ctx context.Context) error {
-	srv.inShutdown.Store(true)
-	srv.closeListeners()
-	// A session that goes idle after this finds inShutdown set (setIdle);
-	// one idle now is woken.
-	for _, c := range srv.sessions() {
-		c.wakeIfIdle()
-	}
-
-	// Poll as net/http does: sessions end on their own time.
-	wait := time.Millisecond
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for {
-		srv.mu.Lock()
-		n := srv.active
-		srv.mu.Unlock()
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
-			wait = min(2*wait, 100*time.Millisecond)
-			timer.Reset(wait)
-		}
-	}
-}
-
-// Close closes the listeners; tells every session still open "421"
-// (RFC 5321 3.8), all within 100 milliseconds, except those in a TLS
-// handshake, which get nothing; closes every connection; and then cancels
-// the contexts the callbacks got, the Handler's among them. After Close no
-// session can send a reply: a message whose Handler
-// had not returned when Close closed its connection is not acknowledged,
-// and the client will send it again later. A Handler that has stored the
-// message and returns nil just as Close runs may thus see the message
-// again: the server sends 250 only after the Handler returned nil, so a
-// message is never acknowledged without being stored, but the 250 may be
-// lost. This is the duplicate SMTP accepts rather than a lost message
-// (RFC 5321 4.5.3.2.6 and 6.1, RFC 1047). For a graceful stop, use
-// Shutdown first.
-func (srv *Server) Close() error {
-	srv.inShutdown.Store(true)
-	err := srv.closeListeners()
-	sessions := srv.sessions()
-	// Each session still open is told "421" first (RFC 5321 3.8 lets a
-	// server send it at any time, even in the middle of a message), so
-	// that its client knows to try again later rather than guess. A
-	// session in a TLS handshake gets nothing: a line in the clear would
-	// only break the handshake. The writes share one short deadline, so a
-	// client that does not read holds Close up no longer than that.
-	// A write that ignores its deadline (a WrapConn's) is given up on
-	// when the deadline passes: closing the connection ends it.
-	line := srv.greetingLine(replyShuttingDown)
-	deadline := time.Now().Add(closeReplyTimeout)
-	var wg sync.WaitGroup
-	for _, c := range sessions {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.sayBye(line, deadline)
-		}()
-	}
-	written := make(chan struct{})
-	go func() { wg.Wait(); close(written) }()
-	timer := time.NewTimer(closeReplyTimeout)
-	select {
-	case <-written:
-	case <-timer.C:
-	}
-	timer.Stop()
-	for _, c := range sessions {
-		// The connection before the context, so that a Handler that
-		// returns nil when its context ends cannot get a 250 out.
-		c.rwc.Close()
-		c.cancel()
-	}
-	return err
-}
-
-func (srv *Server) shuttingDown() bool { return srv.inShutdown.Load() }
-
-func (srv *Server) trackListener(l *net.Listener, add bool) bool {
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	if !add {
-		delete(srv.listeners, l)
-		return true
-	}
-	if srv.shuttingDown() {
-		return false
-	}
-	if srv.listeners == nil {
-		srv.listeners = make(map[*net.Listener]struct{})
-	}
-	srv.listeners[l] = struct{}{}
-	return true
-}
-
-func (srv *Server) closeListeners() error {
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	var err error
-	for l := range srv.listeners {
-		if cerr := (*l).Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}
-	return err
-}
-
-// admit counts a new connection against MaxConnections and, when client is
-// a valid address, against MaxConnectionsPerIP. It returns nil, or the
-// reply that refuses the connection.
-func (srv *Server) admit(client netip.Addr) *Reply {
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	if srv.shuttingDown() {
-		return replyShuttingDown
-	}
-	if limit := limitOf(srv.MaxConnections, defaultMaxConnections); limit > 0 && srv.active >= limit {
-		return replyTooManyConns
-	}
-	if r := srv.countClient(client); r != nil {
-		return r
-	}
-	srv.active++
-	return nil
-}
-
-// admitClient counts c's client against MaxConnectionsPerIP, for a
-// connection whose client was not known at accept: the one a PROXY header
-// names. It returns nil, or the reply that refuses the connection.
-func (srv *Server) admitClient(c *conn) *Reply {
-	client, ok := addrIP(c.remote)
-	if !ok {
-		return nil // not TCP: no address to count by
-	}
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	if r := srv.countClient(client); r != nil {
-		return r
-	}
-	c.client = client
-	return nil
-}
-
-// countClient counts one more connection from client, unless client is the
-// zero Addr or has MaxConnectionsPerIP already. srv.mu is held.
-func (srv *Server) countClient(client netip.Addr) *Reply {
-	if !client.IsValid() {
-		return nil
-	}
-	if limit := srv.maxConnsPerIP(client); limit > 0 && srv.perIP[client] >= limit {
-		return replyTooManyFromIP
-	}
-	if srv.perIP == nil {
-		srv.perIP = make(map[netip.Addr]int)
-	}
-	srv.perIP[client]++
-	return nil
-}
-
-// maxConnsPerIP is MaxConnectionsPerIP for client with its default
-// applied; 0 means no limit.
-func (srv *Server) maxConnsPerIP(client netip.Addr) int {
-	if srv.MaxConnectionsPerIP == 0 && client.IsLoopback() {
-		return 0 // the default spares this machine's own clients
-	}
-	limit := limitOf(srv.MaxConnectionsPerIP, defaultMaxConnsPerIP)
-	if all := limitOf(srv.MaxConnections, defaultMaxConnections); srv.MaxConnectionsPerIP == 0 && all > 0 {
-		limit = min(limit, max(all/2, 1))
-	}
-	return limit
-}
-
-// register adds an admitted connection's session to those Shutdown and
-// Close end. It fails once they have begun.
-func (srv *Server) register(c *conn) bool {
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	if srv.shuttingDown() {
-		return false
-	}
-	if srv.conns == nil {
-		srv.conns = make(map[*conn]struct{})
-	}
-	srv.conns[c] = struct{}{}
-	return true
-}
-
-// release undoes admit, admitClient and register for c, whose connection
-// has closed.
-func (srv *Server) release(c *conn) {
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	delete(srv.conns, c)
-	srv.active--
-	if c.client.IsValid() {
-		if srv.perIP[c.client]--; srv.perIP[c.client] <= 0 {
-			delete(srv.perIP, c.client)
-		}
-	}
-}
-
-// sessions returns the sessions being served, so that Shutdown and Close
-// act on them without holding srv.mu over calls into the connections.
-func (srv *Server) sessions() []*conn {
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	list := make([]*conn, 0, len(srv.conns))
-	for c := range srv.conns {
-		list = append(list, c)
-	}
-	return list
-}
-
-// refuse answers a connection that will not be served with r, a 421 in the
-// greeting's form (RFC 5321 3.8, 4.2.3), and closes it. It runs in the
-// accept loop, and costs no goroutine: a new TCP connection's send buffer
-// is empty, so the short line is written at once, whatever the client
-// does. Another kind of connection (from a listener of the caller's, such
-// as tls.NewListener's, whose first write waits for a handshake) is
-// answered from a goroutine. On an implicit TLS listener the connection is
-// closed without a word: a line in the clear would reach the client as a
-// broken TLS record, and a handshake would make a refusal cost as much as
-// a session.
-func (srv *Server) refuse(rwc net.Conn, r *Reply, implicitTLS bool) {
-	if srv.Logger != nil { // the address is formatted only to be logged
-		srv.logInfo("connection refused", "remote", rwc.RemoteAddr().String(), "reason", r.Text)
-	}
-	if implicitTLS {
-		rwc.Close()
-		return
-	}
-	line := srv.refusalLine(r)
-	if _, ok := rwc.(*net.TCPConn); ok {
-		// A bound in case that ever fails to hold, for the accept loop.
-		rwc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		rwc.Write(line)
-		rwc.Close()
-		return
-	}
-	go func() {
-		defer rwc.Close()
-		rwc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		rwc.Write(line)
-	}()
-}
-
-// refusalLine returns r in the greeting's form, formatted once for the
-// refusals that may come in floods.
-func (srv *Server) refusalLine(r *Reply) []byte {
-	srv.refuseOnce.Do(func() {
-		srv.refuseBusy = srv.greetingLine(replyTooManyConns)
-		srv.refuseIP = srv.greetingLine(replyTooManyFromIP)
-	})
-	switch r {
-	case replyTooManyConns:
-		return srv.refuseBusy
-	case replyTooManyFromIP:
-		return srv.refuseIP
-	}
-	return srv.greetingLine(r)
-}
-
 // greetingLine formats a reply sent instead of a command reply, as the
 // greeting: the server's name first (RFC 5321 4.3.1, 3.1), no enhanced code
 // (RFC 2034 3).
@@ -791,19 +383,28 @@ func (srv *Server) greetingLine(r *Reply) []byte {
 
 func (srv *Server) hostname() string {
 	srv.hostOnce.Do(func() {
-		srv.host = srv.Hostname
-		if srv.host == "" {
-			if h, err := os.Hostname(); err == nil && isDomain(h) {
-				srv.host = h
-			} else {
-				srv.host = "localhost"
-			}
-		}
+		srv.host = orString(srv.Hostname, DefaultHostname())
 		var b [6]byte
 		rand.Read(b[:])
 		srv.idPrefix = hex.EncodeToString(b[:])
 	})
 	return srv.host
+}
+
+// DefaultHostname is the name a Server with no Hostname gives itself: the
+// machine's host name when it is a domain name, else "localhost".
+func DefaultHostname() string {
+	if h, err := os.Hostname(); err == nil && isDomain(h) {
+		return h
+	}
+	return "localhost"
+}
+
+// ValidHostname reports whether name can be a Server's Hostname, as the
+// greeting and the EHLO reply give it (RFC 5321 4.1.1.1, 4.3.1): a domain
+// name or an address literal.
+func ValidHostname(name string) bool {
+	return len(name) <= DefaultMaxDomain && (isDomain(name) || isAddressLiteral(name))
 }
 
 // newID returns a message ID unique within this process: a random prefix
@@ -826,10 +427,4 @@ func (srv *Server) logError(msg string, args ...any) {
 	if srv.Logger != nil {
 		srv.Logger.Error(msg, args...)
 	}
-}
-
-// isResourceError reports whether an Accept error is the process running out
-// of file descriptors, which passes when connections close.
-func isResourceError(err error) bool {
-	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }

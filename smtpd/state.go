@@ -326,6 +326,17 @@ func lookup(c *conn, verb, arg string) (*rule, *guard, *Reply) {
 	return r, nil, nil
 }
 
+// refuse answers a command that lookup refused. A refused BDAT is still
+// followed by its chunk, which the client sends at once (RFC 3030 2):
+// its octets are read and dropped, never taken for commands.
+func refuse(c *conn, verb, arg string, refusal *Reply) {
+	if verb == "BDAT" || verb == "BDAT LAST" {
+		c.refuseChunk(arg, refusal)
+		return
+	}
+	c.reply(refusal)
+}
+
 // find is lookup's first half: the rule for verb in state s, before its
 // guards, or the reply to a command no rule allows.
 func find(s state, verb string) (*rule, *Reply) {

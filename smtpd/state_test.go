@@ -19,6 +19,7 @@ func TestStateTableDocument(t *testing.T) {
 	if err := WriteStateTable(&b); err != nil {
 		t.Fatal(err)
 	}
+	writeReplies(&b, repliesInSource(t))
 	want := b.Bytes()
 	if *update {
 		if err := os.WriteFile("STATE-TABLE.md", want, 0o644); err != nil {

@@ -14,7 +14,7 @@ import (
 // its output; a program can show it, as the sink's web inbox does beside
 // a session's trace.
 func WriteStateTable(w io.Writer) error {
-	var b bytes.Buffer
+	b := new(bytes.Buffer)
 	b.WriteString("# The SMTP session's state table\n\n")
 	b.WriteString("Generated from `stateTable` in state.go by `go generate`; do not edit.\n\n")
 	b.WriteString("Each cell says what a command does in a state: the state it leads to when it\n")
@@ -22,7 +22,7 @@ func WriteStateTable(w io.Writer) error {
 	b.WriteString("state gets `503 5.5.1 Bad sequence of commands` (RFC 5321 4.1.4); in state\n")
 	b.WriteString("`refused` everything but QUIT does (RFC 5321 3.1). Unknown verbs get `500`;\n")
 	verbs := tableVerbs()
-	fmt.Fprintf(&b, "%s get `502` (RFC 5321 4.2.4).\n\n", sortedKeys(notImplemented))
+	fmt.Fprintf(b, "%s get `502` (RFC 5321 4.2.4).\n\n", sortedKeys(notImplemented))
 	b.WriteString("The `group` column says where a command may stand in a group of commands\n")
 	b.WriteString("sent without waiting for the replies (RFC 2920 3.1): `anywhere`, or `last`.\n")
 	b.WriteString("Before EHLO, after HELO and after STARTTLS every command is `last` (RFC 5321\n")
@@ -35,9 +35,18 @@ func WriteStateTable(w io.Writer) error {
 	b.WriteString("command's handler runs, not when it succeeds: a first BDAT chunk's handler\n")
 	b.WriteString("reads the commands between the chunks, and they find the session in it.\n\n")
 
+	writeCommands(b, verbs)
+	writeRules(b)
+	writeGuards(b)
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// writeCommands writes the table of commands by states.
+func writeCommands(b *bytes.Buffer, verbs []string) {
 	b.WriteString("| command | group |")
 	for s := state(0); s < numStates; s++ {
-		fmt.Fprintf(&b, " %s |", s)
+		fmt.Fprintf(b, " %s |", s)
 	}
 	b.WriteString("\n| --- | --- |")
 	for s := state(0); s < numStates; s++ {
@@ -45,26 +54,30 @@ func WriteStateTable(w io.Writer) error {
 	}
 	b.WriteString("\n")
 	for _, verb := range verbs {
-		fmt.Fprintf(&b, "| %s | %s |", verb, placeOf(verb))
+		fmt.Fprintf(b, "| %s | %s |", verb, placeOf(verb))
 		for s := state(0); s < numStates; s++ {
 			r, refusal := find(s, verb)
 			switch {
 			case refusal != nil:
-				fmt.Fprintf(&b, " %d |", refusal.Code)
+				fmt.Fprintf(b, " %d |", refusal.Code)
 			case r.reply != nil:
-				fmt.Fprintf(&b, " %d |", r.reply.Code)
+				fmt.Fprintf(b, " %d |", r.reply.Code)
 			case r.next == stay:
-				fmt.Fprintf(&b, " =%s |", guarded(r))
+				fmt.Fprintf(b, " =%s |", guarded(r))
 			default:
-				fmt.Fprintf(&b, " %s%s |", r.next, guarded(r))
+				fmt.Fprintf(b, " %s%s |", r.next, guarded(r))
 			}
 		}
 		b.WriteString("\n")
 	}
 
+}
+
+// writeRules writes the states and the rules of the table, in order.
+func writeRules(b *bytes.Buffer) {
 	b.WriteString("\nStates:\n\n")
 	for s := state(0); s < numStates; s++ {
-		fmt.Fprintf(&b, "- `%s`: %s\n", s, stateDocs[s])
+		fmt.Fprintf(b, "- `%s`: %s\n", s, stateDocs[s])
 	}
 	b.WriteString("\nRules, in the order of the table:\n\n")
 	b.WriteString("| command | in states | next | RFC 5321 | note |\n| --- | --- | --- | --- | --- |\n")
@@ -86,21 +99,23 @@ func WriteStateTable(w io.Writer) error {
 		if r.reply != nil {
 			note = fmt.Sprintf("`%d %s %s`: %s", r.reply.Code, r.reply.Enhanced, r.reply.Text, note)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", r.verb, joinComma(in), next, r.rfc, note)
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", r.verb, joinComma(in), next, r.rfc, note)
 	}
 
+}
+
+// writeGuards writes every guard, with its rule, reply and RFC section.
+func writeGuards(b *bytes.Buffer) {
 	b.WriteString("\nGuards: once a rule allows a command, its guards are checked in this order,\n")
 	b.WriteString("and the first that holds refuses the command with its reply; the command's\n")
 	b.WriteString("handler is not called and the state does not change.\n\n")
 	b.WriteString("| command | in states | guard | reply | RFC |\n| --- | --- | --- | --- | --- |\n")
 	for _, r := range stateTable {
 		for _, g := range r.guards {
-			fmt.Fprintf(&b, "| %s | %s | %s | `%d %s %s` | %s |\n", r.verb, joinComma(stateList(r.from)), g.name,
+			fmt.Fprintf(b, "| %s | %s | %s | `%d %s %s` | %s |\n", r.verb, joinComma(stateList(r.from)), g.name,
 				g.reply.Code, g.reply.Enhanced, g.reply.Text, g.rfc)
 		}
 	}
-	_, err := w.Write(b.Bytes())
-	return err
 }
 
 // guarded marks a cell whose rule has guards.
@@ -154,4 +169,3 @@ func sortedKeys(m map[string]bool) string {
 }
 
 func joinComma(s []string) string { return strings.Join(s, ", ") }
-

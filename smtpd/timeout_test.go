@@ -87,7 +87,7 @@ func TestDeliveryTimeoutEachMessage(t *testing.T) {
 // minutes the client could send again a message that was stored.
 func TestDeliveryTimeoutDefault(t *testing.T) {
 	const client = 10 * time.Minute
-	if d := limitOf((&Server{}).DeliveryTimeout, defaultDeliveryTimeout); d <= 0 || d > client/2 {
+	if d := limitOf((&Server{}).DeliveryTimeout, DefaultDeliveryTimeout); d <= 0 || d > client/2 {
 		t.Fatalf("default DeliveryTimeout %v, want at most %v", d, client/2)
 	}
 }

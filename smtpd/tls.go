@@ -63,7 +63,7 @@ func (c *conn) handshake(config *tls.Config, early []byte) bool {
 	}
 	tc := tls.Server(under, config)
 	c.setCloser(nil)
-	tc.SetDeadline(deadlineIn(limitOf(c.srv.TLSHandshakeTimeout, defaultTLSHandshake)))
+	tc.SetDeadline(deadlineIn(limitOf(c.srv.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout)))
 	if err := tc.HandshakeContext(c.ctx); err != nil {
 		c.logInfo("TLS handshake failed", "error", err)
 		c.ended = err

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"time"
+
+	"smtpd/smtpd"
 )
 
 // config is the program's configuration, built from the command line by
@@ -87,14 +88,11 @@ type config struct {
 	quiet     bool   // -quiet
 }
 
-// Defaults, named once so that the flags' help and the checks agree.
+// The program's own defaults; the limits' are the library's
+// (smtpd.DefaultMaxMessageBytes and so on).
 const (
-	defaultAddr          = "127.0.0.1:2525"
-	defaultMaxSize       = 32 << 20 // the library's default
-	defaultMaxRecipients = 100      // RFC 5321 4.5.3.1.8's minimum
-	defaultMaxConns      = 1000
-	defaultTimeout       = 5 * time.Minute // RFC 5321 4.5.3.2.7
-	defaultHTTPKeep      = 1000
+	defaultAddr     = "127.0.0.1:2525"
+	defaultHTTPKeep = 1000
 
 	// A stop should not hang on clients, yet a message being received
 	// deserves time to finish; systemd waits 90 s (TimeoutStopSec) before
@@ -136,7 +134,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 
 	fs.StringVar(&cfg.addr, "addr", defaultAddr, "listen on `host:port` for SMTP; port 0 picks a free port")
-	fs.StringVar(&cfg.hostname, "hostname", machineName(), "`name` in the greeting, the EHLO reply and the Received field")
+	fs.StringVar(&cfg.hostname, "hostname", smtpd.DefaultHostname(), "`name` in the greeting, the EHLO reply and the Received field")
 	fs.StringVar(&cfg.banner, "banner", "smtpd", "greeting `text` after \"220 <hostname> ESMTP\"")
 	fs.BoolVar(&cfg.lmtp, "lmtp", false, "speak LMTP (RFC 2033) instead of SMTP: LHLO, and one reply per recipient after the message")
 
@@ -157,11 +155,11 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.execCmd, "exec", "", "pipe each message to sh -c `command`; its exit status decides: 0 accepts, 75 or death by a signal is a temporary failure, others refuse")
 	fs.BoolVar(&cfg.discard, "discard", false, "accept and drop every message, as fast as possible (load tests); logs only errors unless -v")
 
-	fs.Int64Var(&cfg.maxSize, "max-size", defaultMaxSize, "largest message accepted, in `bytes`; 0 means no limit")
-	fs.IntVar(&cfg.maxRecipients, "max-recipients", defaultMaxRecipients, "most recipients of one message; 0 means no limit")
-	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns, "most concurrent connections; 0 means no limit")
-	fs.IntVar(&cfg.maxConnsPerIP, "max-conns-per-ip", 0, "most concurrent connections from one client IP address (with -proxy-protocol, the address the header carries); 0 means the library's default (50, never more than half of -max-conns, loopback clients spared); a negative value means no limit")
-	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "how long to wait for a command line; 0 means forever")
+	fs.Int64Var(&cfg.maxSize, "max-size", smtpd.DefaultMaxMessageBytes, "largest message accepted, in `bytes`; 0 means no limit")
+	fs.IntVar(&cfg.maxRecipients, "max-recipients", smtpd.DefaultMaxRecipients, "most recipients of one message; 0 means no limit")
+	fs.IntVar(&cfg.maxConns, "max-conns", smtpd.DefaultMaxConnections, "most concurrent connections; 0 means no limit")
+	fs.IntVar(&cfg.maxConnsPerIP, "max-conns-per-ip", 0, fmt.Sprintf("most concurrent connections from one client IP address (with -proxy-protocol, the address the header carries); 0 means the library's default (%d, never more than half of -max-conns, loopback clients spared); a negative value means no limit", smtpd.DefaultMaxConnectionsPerIP))
+	fs.DurationVar(&cfg.timeout, "timeout", smtpd.DefaultCommandTimeout, "how long to wait for a command line; 0 means forever")
 	fs.DurationVar(&cfg.dataTimeout, "data-timeout", 0, "how long to wait for each block of message data; 0 means the library's default (smtpd.Server.DataTimeout)")
 	fs.DurationVar(&cfg.messageTimeout, "message-timeout", 0, "how long the whole message may take to arrive, so that a client that trickles it is cut off; 0 means the library's default (smtpd.Server.MessageTimeout)")
 	fs.DurationVar(&cfg.deliveryTimeout, "delivery-timeout", 0, "how long storing a message may take (-exec: then the command is killed); 0 means the library's default (smtpd.Server.DeliveryTimeout)")
@@ -191,7 +189,7 @@ func (cfg *config) check() error {
 	if _, _, err := net.SplitHostPort(cfg.addr); err != nil {
 		return fmt.Errorf("-addr %q: want host:port", cfg.addr)
 	}
-	if !isHostname(cfg.hostname) {
+	if !smtpd.ValidHostname(cfg.hostname) {
 		return fmt.Errorf("-hostname %q: not a domain name", cfg.hostname)
 	}
 	var modes []string
@@ -330,38 +328,6 @@ func noLimit[T int | int64 | time.Duration](v T) T {
 		return -1
 	}
 	return v
-}
-
-// machineName is -hostname's default: the machine's host name when it is
-// a usable domain name, as the library would pick it, or "localhost".
-func machineName() string {
-	if h, err := os.Hostname(); err == nil && isHostname(h) {
-		return h
-	}
-	return "localhost"
-}
-
-// isHostname reports whether s is a domain name (RFC 5321 4.1.2 Domain:
-// letters, digits and hyphens in dot-separated labels), or an address
-// literal in brackets, which is what a server may call itself.
-func isHostname(s string) bool {
-	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
-		return net.ParseIP(strings.TrimPrefix(s[1:len(s)-1], "IPv6:")) != nil
-	}
-	if s == "" || len(s) > 255 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, c := range []byte(label) {
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // printUsage prints every flag with its default. flag.PrintDefaults leaves

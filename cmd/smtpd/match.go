@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"unicode/utf8"
+
+	"smtpd/internal/glob"
 )
 
 // The lists of -deny-hosts, -allow-hosts, -deny-senders, -deny-recipients
@@ -80,10 +82,7 @@ func remoteIP(a net.Addr) (netip.Addr, bool) {
 	return ip.Unmap(), ok
 }
 
-// patternList is a list of shell-like patterns, kept in lower case: "*"
-// matches any run of characters, "?" one character, anything else itself.
-// Nothing else is special, unlike path.Match, since "[" and "\" are
-// ordinary characters in addresses (address literals, quoted local-parts).
+// patternList is a list of the shell-like patterns of internal/glob.
 type patternList []string
 
 func (l *patternList) String() string {
@@ -98,58 +97,19 @@ func (l *patternList) Set(v string) error {
 		if !utf8.ValidString(e) {
 			return fmt.Errorf("%q is not valid UTF-8", e)
 		}
-		*l = append(*l, strings.ToLower(e))
+		*l = append(*l, e)
 	}
 	return nil
 }
 
 // match reports whether s matches one of the patterns, ignoring case.
 func (l patternList) match(s string) bool {
-	s = strings.ToLower(s)
 	for _, p := range l {
-		if glob(p, s) {
+		if glob.Match(p, s) {
 			return true
 		}
 	}
 	return false
-}
-
-// glob reports whether s matches the pattern p. It backtracks only to the
-// last "*", which is enough for patterns of "*" and "?" and keeps the time
-// linear in len(p)*len(s) at worst, whatever a client sends.
-func glob(p, s string) bool {
-	var pi, si int
-	star, mark := -1, 0 // the last "*" in p, and where in s it began to match
-	for si < len(s) {
-		if pi < len(p) {
-			switch c, n := utf8.DecodeRuneInString(p[pi:]); c {
-			case '*':
-				star, mark = pi, si
-				pi++
-				continue
-			case '?':
-				_, sn := utf8.DecodeRuneInString(s[si:])
-				pi, si = pi+n, si+sn
-				continue
-			default:
-				if strings.HasPrefix(s[si:], p[pi:pi+n]) {
-					pi, si = pi+n, si+n
-					continue
-				}
-			}
-		}
-		if star < 0 {
-			return false
-		}
-		// Let the last "*" swallow one more character and try again.
-		_, sn := utf8.DecodeRuneInString(s[mark:])
-		mark += sn
-		pi, si = star+1, mark
-	}
-	for pi < len(p) && p[pi] == '*' {
-		pi++
-	}
-	return pi == len(p)
 }
 
 // splitList splits a comma-separated flag value, dropping spaces and

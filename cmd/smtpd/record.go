@@ -87,10 +87,10 @@ func recordHeader(cfg *config) []transcript.Field {
 	if cfg.lmtp {
 		add("lmtp", "yes")
 	}
-	if cfg.maxSize != defaultMaxSize {
+	if cfg.maxSize != smtpd.DefaultMaxMessageBytes {
 		add("max-message-bytes", strconv.FormatInt(cfg.maxSize, 10))
 	}
-	if cfg.maxRecipients != defaultMaxRecipients {
+	if cfg.maxRecipients != smtpd.DefaultMaxRecipients {
 		add("max-recipients", strconv.Itoa(cfg.maxRecipients))
 	}
 	if cfg.authInsecure {

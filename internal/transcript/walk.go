@@ -6,11 +6,14 @@ package transcript
 // session again to find where the placeholders go.
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"sort"
 	"strconv"
 	"strings"
+
+	"smtpd/internal/proxyproto"
 )
 
 // walker replays the client's commands against the server's replies, one
@@ -449,18 +452,13 @@ func contains(list []string, s string) bool {
 }
 
 // skipProxy returns the length of a PROXY protocol header at the start of
-// b (v1: a line; v2: a binary header), which gets no reply, or 0.
+// b, which gets no reply, or 0.
 func skipProxy(b []byte) int {
-	const v2 = "\r\n\r\n\x00\r\nQUIT\n"
-	switch {
-	case bytes.HasPrefix(b, []byte(v2)) && len(b) >= 16:
-		return min(len(b), 16+(int(b[14])<<8|int(b[15])))
-	case bytes.HasPrefix(b, []byte("PROXY ")):
-		if i := bytes.Index(b, []byte("\r\n")); i >= 0 {
-			return i + 2
-		}
+	_, _, n, err := proxyproto.ReadHeader(bufio.NewReader(bytes.NewReader(b)))
+	if err != nil {
+		return 0
 	}
-	return 0
+	return n
 }
 
 // pathArg turns "FROM:<a@b> size=1" into "<a@b> SIZE=1": the path as
