@@ -24,7 +24,7 @@ func BenchmarkTransaction(b *testing.B) {
 			w := bufio.NewWriter(conn)
 			// Not textproto's ReadResponse: allocations are counted for
 			// the whole process, and it would add 4 per transaction
-			// (15 to 19) on the client's side.
+			// (11 to 15) on the client's side.
 			expect := func(prefix string) {
 				for {
 					line, err := r.ReadString('\n')

@@ -30,6 +30,7 @@ type conn struct {
 	log    *slog.Logger // Server.Logger with the client's address; see logAt
 
 	in connReader // rwc as the buffered reader sees it
+	wr connWriter // and as the buffered writer sees it
 	// br and bw come from their pools, and only while the session needs
 	// them, so that an idle session holds no buffer: br while input is
 	// buffered or a message is read (see awaitInput), bw while replies
@@ -43,6 +44,13 @@ type conn struct {
 	wake [512]byte
 	out  []byte // scratch space for formatting a reply
 	long []byte // a command line longer than br's buffer
+
+	// armed is the deadline last set on the stream, for reads and writes
+	// alike (one runtime timer, not two); writeBy is the deadline of the
+	// replies being written. lazyDeadline: see setDeadline.
+	armed        time.Time
+	writeBy      time.Time
+	lazyDeadline bool
 
 	// tracer receives the session's events (Server.Trace), nil when it
 	// is not traced; raw then holds the octets of the line last read, as
@@ -65,6 +73,7 @@ type conn struct {
 	chunks       *chunkReader // the message being sent with BDAT, nil otherwise
 	msgDeadline  time.Time    // the current message must have arrived by then (MessageTimeout)
 	msg          messageReader
+	result       [1]error // the Handler's result, as deliver returns it
 
 	// mu guards idle, woken and closer, which Shutdown and Close use from
 	// their goroutines.
@@ -89,7 +98,10 @@ type conn struct {
 func (srv *Server) newConn(rwc net.Conn) *conn {
 	c := &conn{srv: srv, rwc: rwc, stream: rwc, closer: rwc, remote: rwc.RemoteAddr(), local: rwc.LocalAddr()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.in.c = c
+	c.in.c, c.wr.c = c, c
+	// Not under a WrapConn, whose Read and Write may record the timeouts
+	// a lazy deadline causes (see setDeadline).
+	_, c.lazyDeadline = rwc.(*net.TCPConn)
 	// The greeting phase (PROXY header, early talkers, a TLS handshake's
 	// first octets) reads through br; awaitInput releases it later.
 	c.br = getReader(&c.in)
@@ -193,7 +205,7 @@ func (c *conn) readFailed(err error) {
 			// Within a short deadline: a client that does not read
 			// must not keep Shutdown waiting.
 			c.reply(replyShuttingDown)
-			c.flushBy(time.Now().Add(shutdownReplyTimeout))
+			c.flushWithin(shutdownReplyTimeout)
 		}
 		c.byeMu.Unlock()
 	case errors.As(err, &ne) && ne.Timeout():

@@ -3,8 +3,10 @@ package smtpd
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"math"
+	"net"
 	"sync"
 	"time"
 )
@@ -73,10 +75,10 @@ func (c *conn) releaseReader() {
 func (c *conn) writer() *bufio.Writer {
 	if c.bw == nil {
 		if bw, ok := writerPool.Get().(*bufio.Writer); ok {
-			bw.Reset(c.stream)
+			bw.Reset(&c.wr)
 			c.bw = bw
 		} else {
-			c.bw = bufio.NewWriterSize(c.stream, bufferSize)
+			c.bw = bufio.NewWriterSize(&c.wr, bufferSize)
 		}
 	}
 	return c.bw
@@ -194,29 +196,7 @@ func earlier(a, b time.Time) time.Time {
 
 // flush writes the queued replies, within CommandTimeout.
 func (c *conn) flush() error {
-	if c.bw == nil {
-		return nil
-	}
-	return c.flushBy(deadlineIn(limitOf(c.srv.CommandTimeout, DefaultCommandTimeout)))
-}
-
-// flushBy writes the queued replies by deadline and, once they are all
-// written, returns bw to its pool: a session waiting for the client holds
-// no write buffer.
-func (c *conn) flushBy(deadline time.Time) error {
-	if c.bw == nil {
-		return nil
-	}
-	if c.bw.Buffered() > 0 {
-		c.stream.SetWriteDeadline(deadline)
-		if err := c.bw.Flush(); err != nil {
-			return err // the session ends; free returns bw
-		}
-	}
-	c.bw.Reset(nil)
-	writerPool.Put(c.bw)
-	c.bw = nil
-	return nil
+	return c.flushWithin(limitOf(c.srv.CommandTimeout, DefaultCommandTimeout))
 }
 
 // free returns the session's buffers to their pools.
@@ -241,7 +221,6 @@ type connReader struct {
 	deadline time.Time     // the whole command line or message must arrive by then
 	perRead  time.Duration // and each read within this, when not zero
 	command  bool          // reading a command: the session is idle
-	set      time.Time     // the deadline last set on the connection
 	// pending is input read already, into conn.wake, to be returned
 	// before anything else. The first Read of a fresh br takes it all,
 	// since br's buffer is larger than wake.
@@ -265,14 +244,30 @@ func (r *connReader) Read(p []byte) (int, error) {
 	if err := c.flush(); err != nil {
 		return 0, err
 	}
-	d := r.deadline
+	now := time.Now()
+	limit := r.deadline
 	if r.perRead > 0 {
-		d = earlier(d, time.Now().Add(r.perRead))
+		limit = earlier(limit, now.Add(r.perRead))
 	}
-	if !d.Equal(r.set) {
-		c.stream.SetReadDeadline(d)
-		r.set = d
+	c.setDeadline(limit, now)
+	return r.readBy(p, limit)
+}
+
+// readBy reads from the network once, or again after a read timed out
+// before limit (see setDeadline).
+func (r *connReader) readBy(p []byte, limit time.Time) (int, error) {
+	for {
+		n, err := r.read(p)
+		if n > 0 || !r.c.timedOutEarly(err, limit) {
+			return n, err
+		}
 	}
+}
+
+// read is one read from the network. While the session waits for a
+// command, Shutdown may end it.
+func (r *connReader) read(p []byte) (int, error) {
+	c := r.c
 	if !r.command {
 		return c.stream.Read(p)
 	}
@@ -286,4 +281,116 @@ func (r *connReader) Read(p []byte) (int, error) {
 		return 0, errShutdown
 	}
 	return n, err
+}
+
+// connWriter is the connection as the session's bufio.Writer sees it: the
+// stream, where a write that timed out early (see setDeadline) goes on.
+type connWriter struct {
+	c *conn
+}
+
+func (w *connWriter) Write(p []byte) (int, error) {
+	c := w.c
+	n, err := c.stream.Write(p)
+	for n < len(p) && c.timedOutEarly(err, c.writeBy) {
+		var more int
+		more, err = c.stream.Write(p[n:])
+		n += more
+	}
+	return n, err
+}
+
+// setDeadline makes the stream's deadline right for a read or a write that
+// must end by limit (the zero time: no limit); now is the time.
+//
+// Exactly limit would be a runtime timer moved at every command and every
+// reply, and a wake-up of the network poller each time the moved timer
+// becomes the process's earliest. Over a plain TCP connection
+// (lazyDeadline) the deadline stays where it is instead, as long as it is
+// not later than limit, so that nothing waits longer than allowed, and at
+// least half the time to limit is left on it, so that few reads or writes
+// outlive it. One that does, and times out before its limit, goes on with
+// the deadline moved to the limit (timedOutEarly). Every timeout thus
+// ends the session when an exact deadline would have, and a busy session
+// moves its deadline a few times per timeout period rather than several
+// times per message.
+//
+// When a lazy deadline moves, it moves no further ahead than the shorter
+// of CommandTimeout and DataTimeout, so that a message's data (by default
+// DataTimeout, shorter) does not move it again, earlier, after the
+// commands before it: a timer moved before every other timer of the
+// process wakes the runtime's network poller, a system call and a thread
+// switch, once per connection when connections carry one message each.
+//
+// Over TLS the deadline is exact: crypto/tls cannot go on with a Write
+// that timed out.
+func (c *conn) setDeadline(limit, now time.Time) {
+	if c.armed.Equal(limit) || c.lazyDeadline && keepDeadline(c.armed, limit, now) {
+		return
+	}
+	if short := c.shortTimeout(); c.lazyDeadline && !limit.IsZero() && short > 0 {
+		limit = earlier(limit, now.Add(short))
+	}
+	c.stream.SetDeadline(limit)
+	c.armed = limit
+}
+
+// shortTimeout is the shorter of CommandTimeout and DataTimeout, 0 when
+// neither limits; see setDeadline.
+func (c *conn) shortTimeout() time.Duration {
+	command := limitOf(c.srv.CommandTimeout, DefaultCommandTimeout)
+	data := limitOf(c.srv.DataTimeout, DefaultDataTimeout)
+	if command == 0 || data > 0 && data < command {
+		return data
+	}
+	return command
+}
+
+// keepDeadline reports whether the lazy deadline armed may stay for a read
+// or a write that must end by limit; see setDeadline.
+func keepDeadline(armed, limit, now time.Time) bool {
+	if armed.IsZero() || limit.IsZero() {
+		return false // none yet, or no limit: only the exact one will do
+	}
+	return !armed.After(limit) && armed.Sub(now) >= limit.Sub(now)/2
+}
+
+// timedOutEarly reports whether err is the timeout of a lazy deadline
+// before limit, the read's or the write's own; if so, it moves the
+// deadline to limit for the read or write to go on.
+func (c *conn) timedOutEarly(err error, limit time.Time) bool {
+	var ne net.Error
+	if !c.lazyDeadline || !errors.As(err, &ne) || !ne.Timeout() {
+		return false
+	}
+	if !limit.IsZero() && !time.Now().Before(limit) {
+		return false // the limit itself
+	}
+	c.stream.SetDeadline(limit)
+	c.armed = limit
+	return true
+}
+
+// flushWithin writes the queued replies within timeout (0: no limit) and,
+// once they are all written, returns bw to its pool: a session waiting for
+// the client holds no write buffer.
+func (c *conn) flushWithin(timeout time.Duration) error {
+	if c.bw == nil {
+		return nil
+	}
+	if c.bw.Buffered() > 0 {
+		now := time.Now() // one clock read for the deadline and setDeadline
+		c.writeBy = time.Time{}
+		if timeout > 0 {
+			c.writeBy = now.Add(timeout)
+		}
+		c.setDeadline(c.writeBy, now)
+		if err := c.bw.Flush(); err != nil {
+			return err // the session ends; free returns bw
+		}
+	}
+	c.bw.Reset(nil)
+	writerPool.Put(c.bw)
+	c.bw = nil
+	return nil
 }

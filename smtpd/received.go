@@ -36,12 +36,15 @@ func (c *conn) appendReceived(b []byte, env *Envelope, now time.Time) []byte {
 	b = append(b, " id "...)
 	b = append(b, env.ID...)
 	if len(env.Recipients) == 1 && env.Recipients[0].ForwardPath.Domain != "" {
+		to := env.Recipients[0].ForwardPath // as Path.String joins it, without making the string
 		b = append(b, "\r\n\tfor <"...)
-		b = append(b, env.Recipients[0].ForwardPath.String()...)
+		b = append(b, to.LocalPart...)
+		b = append(b, '@')
+		b = append(b, to.Domain...)
 		b = append(b, '>')
 	}
 	b = append(b, ";\r\n\t"...)
-	b = now.AppendFormat(b, time.RFC1123Z) // RFC 5322 3.3 date-time
+	b = c.srv.appendDate(b, now)
 	return append(b, "\r\n"...)
 }
 
@@ -87,4 +90,24 @@ func addrIP(a net.Addr) (netip.Addr, bool) {
 	}
 	addr, ok := netip.AddrFromSlice(ip)
 	return addr.Unmap(), ok
+}
+
+// formattedDate is a time to the second as RFC 5322 3.3 date-time.
+type formattedDate struct {
+	unix int64
+	loc  *time.Location
+	text []byte
+}
+
+// appendDate appends now as RFC 5322 3.3 date-time, which names the
+// second: the text is formatted once a second per server, not per message
+// (time.Time.AppendFormat was 1.4% of the server's CPU with 1 KiB
+// messages).
+func (srv *Server) appendDate(b []byte, now time.Time) []byte {
+	d := srv.date.Load()
+	if d == nil || d.unix != now.Unix() || d.loc != now.Location() {
+		d = &formattedDate{unix: now.Unix(), loc: now.Location(), text: now.AppendFormat(nil, time.RFC1123Z)}
+		srv.date.Store(d)
+	}
+	return append(b, d.text...)
 }

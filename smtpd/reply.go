@@ -175,11 +175,20 @@ func orReply(r, def *Reply) *Reply {
 // reply queues a reply. It is sent when the server next waits for the
 // client (connReader.Read), so the replies to a pipelined group of commands
 // leave in one write (RFC 2920 3.2).
-func (c *conn) reply(r *Reply) {
+func (c *conn) reply(r *Reply) { c.replyWith(r, "") }
+
+// replyWith is reply with more text after r's, when more is not empty: a
+// value known only now (replyQueued's message ID), without a Reply made
+// for it.
+func (c *conn) replyWith(r *Reply, more string) {
 	if isProtocolError(r.code()) {
 		c.errors++
 	}
 	c.out = r.appendLine(c.out[:0], c.esmtp, ' ')
+	if more != "" {
+		c.out = append(c.out, ' ')
+		c.out = appendText(c.out, more)
+	}
 	c.send(append(c.out, "\r\n"...), r.code())
 }
 

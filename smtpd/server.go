@@ -310,6 +310,8 @@ type Server struct {
 	refuseBusy []byte // the greeting-form 421s, formatted once
 	refuseIP   []byte
 
+	date atomic.Pointer[formattedDate] // the Received field's, formatted once a second
+
 	inShutdown atomic.Bool
 	mu         sync.Mutex
 	listeners  map[*net.Listener]struct{}

@@ -483,6 +483,20 @@ func TestReceivedDate(t *testing.T) {
 	if got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
+	// The date is formatted once a second (appendDate): another second,
+	// or the same second in another zone, has its own.
+	for _, tc := range []struct {
+		now  time.Time
+		date string
+	}{
+		{now.Add(time.Second), "Wed, 25 Nov 2026 09:05:08 +0530"},
+		{now.UTC(), "Wed, 25 Nov 2026 03:35:07 +0000"},
+		{now, "Wed, 25 Nov 2026 09:05:07 +0530"},
+	} {
+		if got := string(c.appendReceived(nil, env, tc.now)); !strings.HasSuffix(got, "\t"+tc.date+"\r\n") {
+			t.Errorf("at %v: got %q, want the date %q", tc.now, got, tc.date)
+		}
+	}
 }
 
 // TestReceivedProtocol: the Received field's "with" keyword is one that

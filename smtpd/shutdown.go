@@ -162,6 +162,7 @@ func (srv *Server) Close() error {
 		// returns nil when its context ends cannot get a 250 out.
 		c.rwc.Close()
 		c.cancel()
+		c.msg.abort() // a delivery's context is not the session's child
 	}
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +114,126 @@ func TestNoTimeouts(t *testing.T) {
 	c.do("EHLO client.test", "250")
 	if n := len(rec.delivered()); n != 2 {
 		t.Fatalf("%d messages delivered, want 2", n)
+	}
+}
+
+// TestKeepDeadline: a lazy deadline (setDeadline) stays only while it is
+// not later than the limit and at least half the time to the limit is left
+// on it.
+func TestKeepDeadline(t *testing.T) {
+	now := time.Now()
+	at := func(d time.Duration) time.Time { return now.Add(d) }
+	for _, tc := range []struct {
+		name         string
+		armed, limit time.Time
+		keep         bool
+	}{
+		{"none armed", time.Time{}, at(time.Minute), false},
+		{"no limit", at(time.Minute), time.Time{}, false},
+		{"exact", at(time.Minute), at(time.Minute), true},
+		{"earlier, over half left", at(3 * time.Minute), at(5 * time.Minute), true},
+		{"earlier, half left", at(time.Minute), at(2 * time.Minute), true},
+		{"earlier, under half left", at(time.Minute), at(5 * time.Minute), false},
+		{"later than the limit", at(5 * time.Minute), at(3 * time.Minute), false},
+		{"passed", at(-time.Second), at(time.Minute), false},
+	} {
+		if got := keepDeadline(tc.armed, tc.limit, now); got != tc.keep {
+			t.Errorf("%s: keepDeadline = %v, want %v", tc.name, got, tc.keep)
+		}
+	}
+}
+
+// tcpPair returns the two ends of a loopback TCP connection: the server's
+// and the client's.
+func tcpPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+// TestLazyDeadlineGoesOn: over TCP the connection's deadline may be
+// earlier than the limit of the read or write under way (setDeadline); a
+// read or write that times out there goes on, and only its limit ends it.
+func TestLazyDeadlineGoesOn(t *testing.T) {
+	server, client := tcpPair(t)
+	c := (&Server{}).newConn(server)
+	defer c.free()
+	if !c.lazyDeadline {
+		t.Fatal("no lazy deadline over TCP")
+	}
+	armEarly := func() {
+		c.armed = time.Now().Add(20 * time.Millisecond)
+		c.stream.SetDeadline(c.armed)
+	}
+
+	armEarly()
+	go func() {
+		time.Sleep(200 * time.Millisecond) // past the armed deadline, pacing the client
+		io.WriteString(client, "NOOP\r\n")
+	}()
+	var buf [64]byte
+	if n, err := c.in.readBy(buf[:], time.Now().Add(time.Minute)); err != nil || string(buf[:n]) != "NOOP\r\n" {
+		t.Fatalf("read past the armed deadline: %q, %v", buf[:n], err)
+	}
+	limit := time.Now().Add(50 * time.Millisecond)
+	c.setDeadline(limit, time.Now())
+	var ne net.Error
+	if _, err := c.in.readBy(buf[:], limit); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read past its limit: %v, want a timeout", err)
+	}
+
+	// A write that the client's slow reading holds past the armed deadline.
+	armEarly()
+	c.writeBy = time.Now().Add(time.Minute)
+	big := make([]byte, 16<<20) // more than the socket buffers hold
+	got := make(chan int64)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		n, _ := io.CopyN(io.Discard, client, int64(len(big)))
+		got <- n
+	}()
+	if n, err := c.wr.Write(big); n != len(big) || err != nil {
+		t.Fatalf("write past the armed deadline: %d of %d octets, %v", n, len(big), err)
+	}
+	if n := <-got; n != int64(len(big)) {
+		t.Fatalf("client read %d octets, want %d", n, len(big))
+	}
+}
+
+// TestLazyDeadlineStaysForData: a lazy deadline set for a command is set
+// no further ahead than the shorter DataTimeout, so that the message's
+// data, whose reads must each end within DataTimeout, keeps it
+// (setDeadline).
+func TestLazyDeadlineStaysForData(t *testing.T) {
+	server, _ := tcpPair(t)
+	c := (&Server{CommandTimeout: 5 * time.Minute, DataTimeout: 3 * time.Minute}).newConn(server)
+	defer c.free()
+	now := time.Now()
+	c.setDeadline(now.Add(5*time.Minute), now)
+	if want := now.Add(3 * time.Minute); !c.armed.Equal(want) {
+		t.Fatalf("deadline for a command %v from now, want %v", c.armed.Sub(now), want.Sub(now))
+	}
+	armed := c.armed
+	later := now.Add(time.Second)
+	c.setDeadline(later.Add(3*time.Minute), later)
+	if !c.armed.Equal(armed) {
+		t.Fatalf("the data's read moved the deadline to %v from the command's", c.armed.Sub(armed))
+	}
+	c.setDeadline(time.Time{}, later)
+	if !c.armed.IsZero() {
+		t.Fatalf("no limit: deadline %v, want none", c.armed.Sub(now))
 	}
 }

@@ -80,12 +80,14 @@ func (c *conn) handshake(config *tls.Config, early []byte) bool {
 		c.stream = c.srv.WrapConn(tc)
 	}
 	c.setCloser(tc)
-	c.in.set = time.Time{} // the TLS layer has its own deadline to set
+	// The handshake cleared the deadline, and the TLS layer's must be
+	// exact (see setDeadline).
+	c.armed, c.lazyDeadline = time.Time{}, false
 	c.br.Reset(&c.in)
 	// No reply is queued (STARTTLS flushed its 220), so bw is nil and
-	// the next writer takes c.stream; a queued one would be reset.
+	// the next writer writes to c.stream; a queued one would be reset.
 	if c.bw != nil {
-		c.bw.Reset(c.stream)
+		c.bw.Reset(&c.wr)
 	}
 	return true
 }

@@ -240,10 +240,25 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // Delivered-To is the Postfix and qmail convention, one per recipient), with
 // CRLF line ends like the message that follows.
 func envelopeHeader(env *smtpd.Envelope) []byte {
-	var b bytes.Buffer
-	b.WriteString("Return-Path: <" + env.ReversePath.String() + ">\r\n")
+	// One allocation for most messages (bytes.Buffer's growth and the
+	// concatenations were 1.5% of the server's CPU with 1 KiB messages
+	// and -discard): 80 octets a field hold most addresses.
+	b := make([]byte, 0, 80*(1+len(env.Recipients)))
+	b = appendPathField(b, "Return-Path", env.ReversePath)
 	for _, r := range env.Recipients {
-		b.WriteString("Delivered-To: <" + r.ForwardPath.String() + ">\r\n")
+		b = appendPathField(b, "Delivered-To", r.ForwardPath)
 	}
-	return b.Bytes()
+	return b
+}
+
+// appendPathField appends the field "name: <path>" and its CRLF.
+func appendPathField(b []byte, name string, p smtpd.Path) []byte {
+	b = append(b, name...)
+	b = append(b, ": <"...)
+	b = append(b, p.LocalPart...)
+	if p.Domain != "" { // as Path.String, without making the string
+		b = append(b, '@')
+		b = append(b, p.Domain...)
+	}
+	return append(b, ">\r\n"...)
 }
