@@ -36,7 +36,7 @@ func TestLMTP(t *testing.T) {
 		t.Errorf("EHLO to an LMTP server: %+v", smtp[1])
 	}
 	// Pipelined after the message (RFC 2920), the next transaction's
-	// replies come after the two for the message: the -v tap must not take
+	// replies come after the two for the message: the -v log must not take
 	// the second for MAIL's, or it would take the next for DATA's and log
 	// the content that follows as commands.
 	c, r := dialSMTP(t, s.addr)
@@ -56,7 +56,7 @@ func TestLMTP(t *testing.T) {
 	s.waitLog(`msg="session ended"`)
 	s.stop()
 
-	// The -v tap knew that both replies answered the message, and took
+	// The -v log knew that both replies answered the message, and took
 	// the next line for a command. (smtplib sends verbs in lower case.)
 	if log := s.stderr.String(); strings.Count(log, `line="mail FROM:<alice@example.org>"`) != 2 || strings.Contains(log, "lmtp-content") ||
 		strings.Count(log, `line="MAIL FROM:<alice@example.org>"`) != 2 {

@@ -51,7 +51,7 @@ var (
 		"message":         slog.LevelInfo,
 	}
 	// With -v: the library's line per command, which names only the verb;
-	// the tap (tap.go) logs the whole line and the replies.
+	// -v (verboseTracer, trace.go) logs the whole line and the replies.
 	dropVerbose = map[string]slog.Level{
 		"command": slog.LevelDebug,
 	}

@@ -73,7 +73,7 @@ func TestProxyProtocol(t *testing.T) {
 	if r := msgs[0].header("Received"); len(r) != 1 || !strings.Contains(r[0], "[192.0.2.9]") {
 		t.Errorf("Received %q does not name the proxied client 192.0.2.9", r)
 	}
-	// The -v tap shows the header as such, then the session.
+	// The -v log shows the header as such, then the session.
 	log := s.stderr.String()
 	for _, want := range []string{`line="PROXY TCP4 192.0.2.9 198.51.100.1 40000 25"`, `line="EHLO client.example"`, `line="220 `,
 		`line="[PROXY protocol v2 header]"`} {
