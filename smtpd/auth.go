@@ -119,7 +119,7 @@ func (c *conn) auth(arg string) bool {
 
 // traceAuth reports the end of an AUTH exchange with mechanism mech.
 func (c *conn) traceAuth(mech string) {
-	c.trace(TraceEvent{Kind: TraceAuth, Mechanism: mech, Identity: c.authIdentity})
+	c.trace(&TraceEvent{Kind: TraceAuth, Mechanism: mech, Identity: c.authIdentity})
 }
 
 // authFailed refuses an AUTH exchange with the mechanism's error, and

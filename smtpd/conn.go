@@ -223,12 +223,10 @@ func (c *conn) readFailed(err error) {
 func (c *conn) dispatch(line []byte) {
 	verb, arg := splitCommand(line)
 	if c.logEnabled(slog.LevelDebug) { // the arguments would be allocated even if not logged
-		c.logAt(slog.LevelDebug, "command", "verb", verb, "state", c.state.String())
+		c.logCommand(verb)
 	}
 	if c.unsynchronized(verb) {
-		c.traceCommand(verb, "sent behind a command whose reply the client must wait for", "RFC 2920 3.1; RFC 5321 4.3.1")
-		c.logInfo("client did not wait for a reply", "verb", verb, "state", c.state.String(), "octets", c.br.Buffered())
-		c.replyAndClose(replyUnsynchronized)
+		c.refuseUnsynchronized(verb)
 		return
 	}
 	rule, g, refusal := lookup(c, verb, arg)
@@ -252,10 +250,25 @@ func (c *conn) dispatch(line []byte) {
 	}
 }
 
+// logCommand logs the command verb at debug level. It and
+// refuseUnsynchronized are functions of their own, so that dispatch, which
+// runs for every command, does not reserve their arguments on its stack.
+func (c *conn) logCommand(verb string) {
+	c.logAt(slog.LevelDebug, "command", "verb", verb, "state", c.state.String())
+}
+
+// refuseUnsynchronized ends the session of a client that did not wait for
+// a reply it had to wait for (see unsynchronized).
+func (c *conn) refuseUnsynchronized(verb string) {
+	c.traceCommand(verb, "sent behind a command whose reply the client must wait for", "RFC 2920 3.1; RFC 5321 4.3.1")
+	c.logInfo("client did not wait for a reply", "verb", verb, "state", c.state.String(), "octets", c.br.Buffered())
+	c.replyAndClose(replyUnsynchronized)
+}
+
 // enter moves the session to state next, by rule.
 func (c *conn) enter(next state, rule *rule) {
 	if c.tracer != nil && next != c.state {
-		c.trace(TraceEvent{Kind: TraceState, Verb: rule.verb, State: c.state.String(), Next: next.String(), RFC: rfcOf(rule.rfc)})
+		c.trace(&TraceEvent{Kind: TraceState, Verb: rule.verb, State: c.state.String(), Next: next.String(), RFC: rfcOf(rule.rfc)})
 	}
 	c.state = next
 }
@@ -323,7 +336,7 @@ var verbNames = func() map[string]string {
 func (c *conn) end() {
 	c.flush()
 	if c.tracer != nil {
-		c.trace(TraceEvent{Kind: TraceEnd, Err: c.ended})
+		c.trace(&TraceEvent{Kind: TraceEnd, Err: c.ended})
 	}
 	c.rwc.Close()
 	c.cancel()

@@ -28,7 +28,7 @@ func (c *conn) deliver(env *Envelope, src io.Reader) []error {
 	c.env = nil
 	defer c.msg.stop()
 	if c.tracer != nil {
-		c.trace(TraceEvent{Kind: TraceMessage, Envelope: env})
+		c.trace(&TraceEvent{Kind: TraceMessage, Envelope: env})
 	}
 
 	h := srv.Handler
@@ -36,21 +36,27 @@ func (c *conn) deliver(env *Envelope, src io.Reader) []error {
 		h = discard
 	}
 	if lh, ok := h.(LMTPHandler); ok && srv.LMTP {
-		var results []error
-		err := c.call("Handler", func() error {
-			results = lh.ServeLMTP(ctx, env, &c.msg)
-			return nil
-		})
-		if err != nil || len(results) != len(env.Recipients) {
-			if err == nil {
-				c.logError("LMTPHandler returned the wrong number of results", "want", len(env.Recipients), "got", len(results))
-			}
-			return []error{replyInternal}
-		}
-		return results
+		return c.deliverLMTP(ctx, lh, env)
 	}
 	c.result[0] = c.call("Handler", func() error { return h.ServeSMTP(ctx, env, &c.msg) })
 	return c.result[:] // not a slice made per message
+}
+
+// deliverLMTP hands the message to an LMTPHandler, which returns one
+// result per recipient (RFC 2033 4.2).
+func (c *conn) deliverLMTP(ctx context.Context, lh LMTPHandler, env *Envelope) []error {
+	var results []error
+	err := c.call("Handler", func() error {
+		results = lh.ServeLMTP(ctx, env, &c.msg)
+		return nil
+	})
+	if err != nil || len(results) != len(env.Recipients) {
+		if err == nil {
+			c.logError("LMTPHandler returned the wrong number of results", "want", len(env.Recipients), "got", len(results))
+		}
+		return []error{replyInternal}
+	}
+	return results
 }
 
 // replyDelivered sends the replies to a delivered message: one, or in LMTP
@@ -62,7 +68,7 @@ func (c *conn) replyDelivered(env *Envelope, violation error, results []error, s
 		n = len(env.Recipients)
 	}
 	if c.tracer != nil {
-		c.trace(TraceEvent{Kind: TraceDelivered, Envelope: env, Size: size, Err: firstError(violation, results)})
+		c.trace(&TraceEvent{Kind: TraceDelivered, Envelope: env, Size: size, Err: firstError(violation, results)})
 	}
 	var first *Reply
 	for i := 0; i < n; i++ {
@@ -126,7 +132,7 @@ func (m *messageReader) Read(p []byte) (int, error) {
 		m.received = true
 		m.startTimeout()
 		if m.c.tracer != nil {
-			m.c.trace(TraceEvent{Kind: TraceReceived})
+			m.c.trace(&TraceEvent{Kind: TraceReceived})
 		}
 	}
 	return n, err

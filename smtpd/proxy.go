@@ -39,7 +39,7 @@ func (c *conn) readProxy() bool {
 	}
 	if c.tracer != nil {
 		header, _ := c.br.Peek(n)
-		c.trace(TraceEvent{Kind: TraceProxy, Data: header, Remote: src, Local: dst})
+		c.trace(&TraceEvent{Kind: TraceProxy, Data: header, Remote: src, Local: dst})
 	}
 	c.br.Discard(n)
 	if src != nil { // nil: a health check (v2 LOCAL, v1 UNKNOWN)

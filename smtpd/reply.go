@@ -212,7 +212,7 @@ func (c *conn) replyLines(code int, enhanced string, esc bool, lines []string) {
 func (c *conn) send(b []byte, code int) {
 	c.write(b)
 	if c.tracer != nil {
-		c.trace(TraceEvent{Kind: TraceReply, Data: b, Code: code})
+		c.trace(&TraceEvent{Kind: TraceReply, Data: b, Code: code})
 	}
 }
 

@@ -73,7 +73,7 @@ func (c *conn) handshake(config *tls.Config, early []byte) bool {
 	state := tc.ConnectionState()
 	c.tls = &state
 	if c.tracer != nil {
-		c.trace(TraceEvent{Kind: TraceTLS, TLS: c.tls, Implicit: c.implicitTLS != nil})
+		c.trace(&TraceEvent{Kind: TraceTLS, TLS: c.tls, Implicit: c.implicitTLS != nil})
 	}
 	c.stream = tc
 	if c.srv.WrapConn != nil {

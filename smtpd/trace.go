@@ -130,16 +130,18 @@ type TraceEvent struct {
 	Err           error                // TraceDelivered, TraceEnd
 }
 
-// trace calls the session's trace function with ev, stamped now.
-func (c *conn) trace(ev TraceEvent) {
+// trace calls the session's trace function with ev, stamped now. ev is a
+// pointer, made where the event is, so that the functions that trace do not
+// each reserve an event's room on their stack.
+func (c *conn) trace(ev *TraceEvent) {
 	ev.Time = time.Now()
-	c.tracer(&ev)
+	c.tracer(ev)
 }
 
 // traceOctets reports kind with data, when the session is traced.
 func (c *conn) traceOctets(kind TraceKind, data []byte) {
 	if c.tracer != nil && len(data) > 0 {
-		c.trace(TraceEvent{Kind: kind, Data: data})
+		c.trace(&TraceEvent{Kind: kind, Data: data})
 	}
 }
 
@@ -151,7 +153,7 @@ func (c *conn) traceCommand(verb, rule, rfc string) {
 		if verb == "AUTH" {
 			data = maskAuthCommand(data)
 		}
-		c.trace(TraceEvent{Kind: TraceCommand, Data: data, Verb: verb, State: c.state.String(), Rule: rule, RFC: rfc,
+		c.trace(&TraceEvent{Kind: TraceCommand, Data: data, Verb: verb, State: c.state.String(), Rule: rule, RFC: rfc,
 			Pipelined: c.pipelined})
 	}
 }

@@ -105,12 +105,19 @@ func (d *deliverer) ServeSMTP(ctx context.Context, env *smtpd.Envelope, msg io.R
 		err = errStoreFailed
 	}
 	if d.log != nil && d.log.Enabled(ctx, level) {
-		d.log.Log(ctx, level, "delivery", "id", env.ID, "remote", addrString(env),
-			"from", "<"+env.ReversePath.String()+">", "to", recipients(env),
-			"size", cr.n, "result", result, "where", where,
-			"duration", time.Since(start).Round(time.Millisecond))
+		d.logDelivery(ctx, level, env, cr.n, result, where, time.Since(start))
 	}
 	return err
+}
+
+// logDelivery logs one delivery. A function of its own, so that
+// ServeSMTP, which runs for every message, does not reserve the log
+// record's arguments on its stack.
+func (d *deliverer) logDelivery(ctx context.Context, level slog.Level, env *smtpd.Envelope, size int64, result, where string, took time.Duration) {
+	d.log.Log(ctx, level, "delivery", "id", env.ID, "remote", addrString(env),
+		"from", "<"+env.ReversePath.String()+">", "to", recipients(env),
+		"size", size, "result", result, "where", where,
+		"duration", took.Round(time.Millisecond))
 }
 
 // inFlight counts deliveries under way. Unlike a sync.WaitGroup it may
