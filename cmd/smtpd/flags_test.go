@@ -59,6 +59,7 @@ func TestBadConfiguration(t *testing.T) {
 		{[]string{"-max-size", "lots"}, []string{"-max-size", "lots"}},
 		{[]string{"-max-size", "-1"}, []string{"-max-size", "negative"}},
 		{[]string{"-max-recipients", "-5"}, []string{"-max-recipients"}},
+		{[]string{"-procs", "-1"}, []string{"-procs", "negative"}},
 		{[]string{"-timeout", "soon"}, []string{"-timeout", "soon"}},
 		{[]string{"-data-timeout", "-1s"}, []string{"-data-timeout", "negative"}},
 		{[]string{"-message-timeout", "-1s"}, []string{"-message-timeout", "negative"}},
@@ -220,6 +221,27 @@ func TestDefaultLog(t *testing.T) {
 	// listening, delivery, session ended, shutting down
 	if len(lines) != 4 {
 		t.Errorf("want 4 log lines, got %d:\n%s", len(lines), s.stderr.String())
+	}
+}
+
+// -procs sets how many threads run Go code: 1 by default, the GOMAXPROCS
+// environment variable when it is set, and the flag over both.
+func TestProcs(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{nil, nil, "procs=1"},
+		{[]string{"GOMAXPROCS=3"}, nil, "procs=3"},
+		{[]string{"GOMAXPROCS=3"}, []string{"-procs", "2"}, "procs=2"},
+		{nil, []string{"-procs", "4"}, "procs=4"},
+	} {
+		s := startEnv(t, tc.env, append([]string{"-discard", "-v"}, tc.args...)...)
+		if line := s.waitLog("msg=started"); !strings.Contains(line, " "+tc.want) {
+			t.Errorf("env %q, flags %q: want %s, got %s", tc.env, tc.args, tc.want, line)
+		}
+		s.stop()
 	}
 }
 

@@ -62,6 +62,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -92,6 +93,9 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "smtpd: %v\n", err)
 		return exitUsage
+	}
+	if cfg.procs > 0 {
+		runtime.GOMAXPROCS(cfg.procs) // see defaultProcs
 	}
 	st, err := openStore(cfg)
 	if err != nil {
@@ -161,6 +165,7 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 			fmt.Fprintf(stderr, "smtpd: inbox on %s\n", web.url)
 		}
 	}
+	log.Debug("started", "procs", runtime.GOMAXPROCS(0)) // with -v
 	for _, l := range listeners {
 		// Tests and scripts read this line to learn the port of
 		// "-addr 127.0.0.1:0"; it is printed even with -quiet.
