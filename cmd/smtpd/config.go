@@ -111,10 +111,10 @@ const (
 // thread to look for work and puts it back to sleep, and those switches
 // are the largest cost of a small message after the kernel's own. On a
 // 2-core machine with Postfix's smtp-source beside the sink, one thread
-// spent 0.82 to 0.89 of the CPU per 1 KiB message, and delivered more
-// messages per second, in every setting with 10 or more sessions; with a
-// single session, one message per connection, it was as costly and 17%
-// slower. A workstation sink also leaves the other cores to the code
+// spent 0.69 to 0.80 of the CPU per 1 KiB message with 10 or 100
+// sessions, and delivered more messages per second. With a single
+// session it spent the same, and one message per connection was up to
+// 17% slower. A workstation sink also leaves the other cores to the code
 // under test. Blocking system calls (fsync, -exec's child) still run in
 // parallel: the runtime gives the thread's place to another while one
 // blocks. Many TLS handshakes at once are computation: -procs 0 for them.
